@@ -1,0 +1,25 @@
+# Two commands do all set-up on a fresh machine: `make demo` (the main job) and `make test`.
+# uv is bootstrapped with the machine's python3; .python-version makes uv (and pyenv) use Python 3.12.
+UV := python3 -m uv
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: setup demo test lint bench
+
+setup:
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --quiet
+
+demo: setup
+	$(UV) run icefloe demo
+
+test: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run pytest
+
+lint: setup
+	$(UV) run ruff check .
+	$(UV) run mypy tasks flows
+
+bench: setup
+	$(UV) run python -m benchmarks.store_array_vs_store_dask --gib 2

@@ -1,0 +1,103 @@
+"""icefloe's `store_array` against raw `icechunk.dask.store_dask`, same source, cluster, chunks and disk, one run.
+
+    make bench            (or: uv run python benchmarks/store_array_vs_store_dask.py --gib 2)
+
+The last line is the ratio of throughputs icefloe/raw; both paths run `--repeat` times, alternating, alternating who
+goes first, and the best run of each counts (the machine's noise only ever slows a run down).
+"""
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dask.array as da
+import icechunk
+import icechunk.dask
+import numpy as np
+import zarr
+from distributed import Client, LocalCluster
+
+from flows.prefect_api import running_prefect_api
+from flows.store_array import store_array
+from tasks.request import ArraySpec, ArrayWrite, WriteOptions
+
+CHUNKS = (16, 256, 256)  # 4 MiB of float32 per chunk
+
+
+def source_array(gib: float) -> da.Array:
+    """A deterministic float32 cube of about `gib` GiB: smooth field plus noise, like a weather variable."""
+    nt = max(CHUNKS[0], int(gib * 2**30 / (4 * 1024 * 1024)) // CHUNKS[0] * CHUNKS[0])
+    shape = (nt, 1024, 1024)
+    noise = da.random.default_rng(0).random(shape, dtype="float32", chunks=CHUNKS)
+    ramp = da.arange(shape[2], dtype="float32", chunks=CHUNKS[2]) / shape[2]
+    return (noise + da.sin(ramp * 6.28)[None, None, :]).astype("float32")
+
+
+def raw_store_dask(path: Path, source: da.Array, client: Client) -> None:
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
+    session = repo.writable_session("main")
+    group = zarr.open_group(session.store, mode="a")
+    group.create_array("x", shape=source.shape, chunks=CHUNKS, dtype=source.dtype, fill_value=np.nan)
+    fork = session.fork()
+    target = zarr.open_array(fork.store, path="x", mode="r+")
+    with client.as_current():
+        session.merge(icechunk.dask.store_dask(sources=[source], targets=[target]))
+    session.commit("raw store_dask")
+
+
+def icefloe_store_array(path: Path, source: da.Array, address: str, block_bytes: int) -> None:
+    spec = ArraySpec(path="x", chunks=CHUNKS, fill_value=float("nan"))
+    options = WriteOptions(dask_address=address, block_bytes=block_bytes)
+    store_array(repo=str(path), writes=[ArrayWrite(source=source, target=spec)], options=options)
+
+
+def timed(run: Callable[[Path], None], workdir: Path) -> float:
+    target = Path(tempfile.mkdtemp(dir=workdir))
+    os.sync()  # start each run with no dirty pages left by the one before
+    started = time.perf_counter()
+    run(target)
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(target)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gib", type=float, default=2.0, help="source size in GiB (default 2)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each path (default 2)")
+    parser.add_argument("--block-mib", type=int, default=128, help="icefloe block size in MiB (default 128)")
+    parser.add_argument("--workdir", type=Path, default=Path("data/bench"), help="where the repositories go")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    source = source_array(args.gib)
+    nbytes = source.nbytes
+    print(f"source: {source.shape} float32, {nbytes / 2**30:.2f} GiB, chunks {CHUNKS}")
+    with (
+        running_prefect_api(),
+        LocalCluster(dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        threads = sum(w["nthreads"] for w in cluster.scheduler_info["workers"].values())
+        print(f"cluster: {len(cluster.workers)} workers, {threads} threads")
+        runs = {
+            "raw": lambda p: raw_store_dask(p, source, client),
+            "ours": lambda p: icefloe_store_array(p, source, cluster.scheduler_address, args.block_mib * 2**20),
+        }
+        times: dict[str, list[float]] = {"raw": [], "ours": []}
+        for i in range(args.repeat):
+            for name in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):  # alternate who goes first
+                times[name].append(timed(runs[name], args.workdir))
+    raw, ours = times["raw"], times["ours"]
+    raw_mbs, our_mbs = nbytes / 1e6 / min(raw), nbytes / 1e6 / min(ours)
+    print(f"raw store_dask:      {' '.join(f'{t:.2f}s' for t in raw)} -> best {raw_mbs:.0f} MB/s")
+    print(f"icefloe store_array: {' '.join(f'{t:.2f}s' for t in ours)} -> best {our_mbs:.0f} MB/s")
+    print(f"ratio icefloe/raw = {our_mbs / raw_mbs:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Deployment definitions (schedules, parameter models, serve entry point)."""

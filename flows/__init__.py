@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration of plan -> initialize -> fan out -> merge -> commit."""

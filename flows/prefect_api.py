@@ -1,0 +1,49 @@
+"""Which Prefect API a run and all its Dask workers report to."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect.context import FlowRunContext
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+
+@contextmanager
+def running_prefect_api() -> Iterator[str]:
+    """Use the configured PREFECT_API_URL, or start a local Prefect server for the duration and point to it.
+
+    The URL also goes into the environment, so that worker processes started meanwhile inherit it.
+    """
+    configured = PREFECT_API_URL.value()
+    if configured:
+        yield configured
+        return
+    server = SubprocessASGIServer()
+    server.start(timeout=120)  # a first start migrates the database: slow on a small machine
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+        server.stop()
+
+
+@contextmanager
+def workers_report_to_flow_api() -> Iterator[None]:
+    """Send tasks with the flow's own API URL in their settings.
+
+    Without a configured PREFECT_API_URL the flow talks to a temporary server; a worker process given no URL would
+    start a server of its own (~14 s) and its task runs would never reach the flow's API.
+    """
+    context = FlowRunContext.get()
+    if context is None or context.client is None:
+        yield
+        return
+    with temporary_settings(updates={PREFECT_API_URL: str(context.client.api_url).rstrip("/")}):
+        yield

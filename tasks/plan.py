@@ -1,0 +1,155 @@
+"""How a write is cut into blocks: hyper-rectangles of whole chunks (whole shards when sharded).
+
+Icechunk merges chunk writes last-writer-wins, so two blocks that share a chunk silently lose data. Every function
+here is pure: shapes in, regions out.
+"""
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from tasks.errors import ChunkAlignmentError, InvalidRequestError
+
+type Region = tuple[tuple[int, int], ...]
+"""A hyper-rectangle as one (start, stop) pair per dimension, stop exclusive."""
+
+# Prefect spends ~50-90 ms orchestrating each task and a worker writes ~100 MB/s, so a 128 MiB block keeps
+# orchestration a few percent of the write time while still giving a cluster several blocks per worker.
+DEFAULT_BLOCK_BYTES = 128 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One unit of work: a region of one target array, made of whole chunks (or shards)."""
+
+    array: str
+    index: int
+    region: Region
+
+    @property
+    def slices(self) -> tuple[slice, ...]:
+        return tuple(slice(start, stop) for start, stop in self.region)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(stop - start for start, stop in self.region)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def name(self) -> str:
+        return f"{self.array}[{format_region(self.region)}]"
+
+
+def format_region(region: Region) -> str:
+    return ", ".join(f"{start}:{stop}" for start, stop in region)
+
+
+def full_region(shape: tuple[int, ...]) -> Region:
+    return tuple((0, n) for n in shape)
+
+
+def write_unit(chunks: tuple[int, ...], shards: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The grid a block must follow: shards when the array is sharded (a shard is one object), else chunks."""
+    if shards is None:
+        return chunks
+    if len(shards) != len(chunks) or any(s % c for s, c in zip(shards, chunks, strict=True)):
+        raise InvalidRequestError(
+            f"shards {shards} are not a whole number of chunks {chunks} in every dimension; "
+            "pick shards that are multiples of the chunk shape"
+        )
+    return shards
+
+
+def region_from_slices(shape: tuple[int, ...], slices: tuple[slice, ...], array: str) -> Region:
+    """Turn a store_dask-style tuple of slices (step 1, no negatives) into a region, checking its bounds."""
+    if len(slices) != len(shape):
+        raise InvalidRequestError(
+            f"region {slices} of array '{array}' has {len(slices)} dimensions, the array has {len(shape)}; "
+            "give one slice per dimension"
+        )
+    region = []
+    for dim, (sl, n) in enumerate(zip(slices, shape, strict=True)):
+        if sl.step not in (None, 1):
+            raise InvalidRequestError(f"region of array '{array}', dimension {dim}: step {sl.step} is not supported")
+        start = 0 if sl.start is None else sl.start
+        stop = n if sl.stop is None else sl.stop
+        if not 0 <= start <= stop <= n:
+            raise InvalidRequestError(
+                f"region of array '{array}', dimension {dim}: {start}:{stop} is outside the array's shape {shape}; "
+                f"use 0 <= start <= stop <= {n}"
+            )
+        region.append((start, stop))
+    return tuple(region)
+
+
+def aligned_region(region: Region, unit: tuple[int, ...], shape: tuple[int, ...]) -> Region:
+    """The smallest region of whole grid cells that contains `region`."""
+    return tuple(
+        (start // u * u, min(-(-stop // u) * u, n)) for (start, stop), u, n in zip(region, unit, shape, strict=True)
+    )
+
+
+def check_aligned(array: str, shape: tuple[int, ...], unit: tuple[int, ...], region: Region) -> None:
+    """Refuse a region that would cut a chunk, except where the array's own edge cuts it."""
+    for dim, ((start, stop), u, n) in enumerate(zip(region, unit, shape, strict=True)):
+        if start == stop:
+            continue
+        bad = [f"starts at {start}"] if start % u else []
+        if stop % u and stop != n:
+            bad.append(f"ends at {stop}")
+        if bad:
+            raise ChunkAlignmentError(
+                f"region [{format_region(region)}] of array '{array}' (shape {shape}) does not follow its "
+                f"chunk grid {unit}: dimension {dim} {' and '.join(bad)}, which is not a multiple of {u}. "
+                f"The nearest aligned region is [{format_region(aligned_region(region, unit, shape))}]: "
+                "write whole chunks (or rechunk the target) so that no chunk is written twice"
+            )
+
+
+def block_shape(region: Region, unit: tuple[int, ...], itemsize: int, target_bytes: int) -> tuple[int, ...]:
+    """Cells per dimension for a block of about `target_bytes`, grown from the last (fastest) dimension first."""
+    budget = max(1, target_bytes // (math.prod(unit) * itemsize))
+    cells: list[int] = []
+    for (start, stop), u in reversed(list(zip(region, unit, strict=True))):
+        available = max(1, -(-(stop - start) // u))
+        take = min(available, budget)
+        cells.append(take)
+        budget = max(1, budget // take)
+    return tuple(reversed(cells))
+
+
+def plan_blocks(
+    array: str,
+    shape: tuple[int, ...],
+    unit: tuple[int, ...],
+    itemsize: int,
+    target_bytes: int = DEFAULT_BLOCK_BYTES,
+    region: Region | None = None,
+) -> list[Block]:
+    """Cut `region` (default: the whole array) into blocks of whole grid cells that partition it exactly."""
+    region = full_region(shape) if region is None else region
+    check_aligned(array, shape, unit, region)
+    if any(start == stop for start, stop in region):
+        return []
+    steps = [c * u for c, u in zip(block_shape(region, unit, itemsize, target_bytes), unit, strict=True)]
+    edges = [
+        [(lo, min(lo + step, stop)) for lo in range(start, stop, step)]
+        for (start, stop), step in zip(region, steps, strict=True)
+    ]
+    return [Block(array, i, tuple(r)) for i, r in enumerate(itertools.product(*edges))]
+
+
+def relative_slices(inner: Region, outer: Region) -> tuple[slice, ...]:
+    """Slices that select `inner` from an array that holds `outer` (both in the same coordinates)."""
+    return tuple(
+        slice(i_start - o_start, i_stop - o_start) for (i_start, i_stop), (o_start, _) in zip(inner, outer, strict=True)
+    )
+
+
+def chunks_of(region: Region, chunks: tuple[int, ...]) -> set[tuple[int, ...]]:
+    """Indices of the grid cells (chunks, or shards: Icechunk stores a shard as one chunk) a region touches."""
+    ranges = [range(start // c, -(-stop // c)) for (start, stop), c in zip(region, chunks, strict=True)]
+    return set(itertools.product(*ranges))

@@ -1,0 +1,128 @@
+"""What a user asks for: which dask arrays go to which target arrays, and how the write runs.
+
+These are the flow's parameters. They are pydantic models so that Prefect validates them at flow start and records
+a small JSON description of them (a dask array is described by its name, shape, dtype and chunks, never encoded
+element by element: FastAPI's encoder takes seconds on a large array).
+"""
+
+from typing import Annotated, Any, Literal
+
+import dask.array as da
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    PositiveInt,
+    WithJsonSchema,
+)
+
+from tasks.plan import DEFAULT_BLOCK_BYTES
+
+
+def _check_dask_array(value: object) -> da.Array:
+    if not isinstance(value, da.Array):
+        raise ValueError(f"expected a dask array, got {type(value).__name__}; wrap numpy data with da.from_array")
+    return value
+
+
+def describe_dask_array(array: da.Array) -> dict[str, Any]:
+    """A JSON description that fingerprints the source: dask names are deterministic hashes of the graph."""
+    return {
+        "name": array.name,
+        "shape": list(array.shape),
+        "dtype": str(array.dtype),
+        "chunks": [list(c) for c in array.chunks],
+    }
+
+
+DaskArray = Annotated[
+    da.Array,
+    PlainValidator(_check_dask_array),
+    PlainSerializer(describe_dask_array, when_used="json"),
+    WithJsonSchema({"type": "object", "description": "a dask array"}),
+]
+
+
+def _to_slices(value: object) -> object:
+    """Accept store_dask's tuple of slices, or [start, stop] pairs as JSON gives them."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        raise ValueError("a region is one slice (or [start, stop] pair) per dimension")
+    slices = []
+    for item in value:
+        if isinstance(item, slice):
+            slices.append(item)
+        elif isinstance(item, list | tuple) and len(item) == 2:
+            slices.append(slice(*item))
+        else:
+            raise ValueError(f"{item!r} is neither a slice nor a [start, stop] pair")
+    return tuple(slices)
+
+
+def _slices_to_json(region: tuple[slice, ...]) -> list[list[int | None]]:
+    return [[s.start, s.stop] for s in region]
+
+
+SliceRegion = Annotated[
+    tuple[Any, ...],
+    BeforeValidator(_to_slices),
+    PlainSerializer(_slices_to_json, when_used="json"),
+    WithJsonSchema({"type": "array", "items": {"type": "array", "items": {"type": ["integer", "null"]}}}),
+]
+
+
+class ArraySpec(BaseModel):
+    """A target array, created if missing (and grown if a region reaches past its end)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(pattern=r"^[^/].*[^/]$|^[^/]$", description="Path of the array inside the repository")
+    chunks: tuple[PositiveInt, ...] = Field(description="Zarr chunk shape")
+    shards: tuple[PositiveInt, ...] | None = Field(None, description="Shard shape, a multiple of chunks")
+    shape: tuple[int, ...] | None = Field(None, description="Array shape; default: just large enough for the write")
+    dtype: str | None = Field(None, description="Stored dtype; default: the source's dtype")
+    fill_value: Any = Field(None, description="Value of chunks never written; default: Zarr's default for the dtype")
+    compressors: Literal["auto"] | list[dict[str, Any]] | None = Field(
+        "auto", description='Zarr codec specs, e.g. [{"name": "zstd", "configuration": {"level": 3}}]'
+    )
+    dimension_names: tuple[str, ...] | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ArrayWrite(BaseModel):
+    """One source written into one target array, optionally into a region of it (store_dask's regions)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: DaskArray
+    target: ArraySpec | str = Field(description="An ArraySpec, or the path of an array that exists already")
+    region: SliceRegion | None = None
+
+    @property
+    def target_path(self) -> str:
+        return self.target if isinstance(self.target, str) else self.target.path
+
+
+class WriteOptions(BaseModel):
+    """How a write runs: block size, retries, commit rebases and the Dask cluster."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    block_bytes: PositiveInt = Field(
+        DEFAULT_BLOCK_BYTES, description="Target uncompressed bytes per block task (blocks are whole chunks)"
+    )
+    piece_bytes: PositiveInt = Field(
+        32 * 2**20, description="Uncompressed bytes a block task computes and writes at a time (bounds memory)"
+    )
+    retries: int = Field(3, ge=0, description="Retries of a failed block (each from the pristine fork)")
+    retry_delay_seconds: float = Field(1.0, ge=0, description="First retry delay; doubles on each retry")
+    commit_retries: int = Field(5, ge=0, description="Rebases tried when another commit lands first")
+    dask_address: str | None = Field(
+        None, pattern=r"^(tcp|tls|inproc|ucx)://", description="Scheduler of an existing Dask cluster"
+    )
+    n_workers: PositiveInt | None = Field(None, description="Local cluster workers; default: sized to the machine")
+    processes: bool = Field(True, description="Local cluster workers are processes (False: threads)")

@@ -1,0 +1,77 @@
+"""Shared fixtures: one Prefect API per session, a Dask cluster per module, real repositories (disk and S3)."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import icechunk
+import pytest
+from distributed import LocalCluster
+from moto.server import ThreadedMotoServer
+from prefect.testing.utilities import prefect_test_harness
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "icefloe-test-key",
+    "AWS_SECRET_ACCESS_KEY": "icefloe-test-secret-0123456789",
+    "AWS_REGION": "us-east-1",
+}
+BUCKET = "icefloe-test"
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One real Prefect API for the whole session (it takes ~10 s to start)."""
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="module")
+def dask_address() -> Iterator[str]:
+    """A threaded in-process cluster per module: as fast as a thread pool, real Dask scheduling."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture
+def repo_path(tmp_path: Path) -> str:
+    return str(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on loopback, with one bucket; credentials are fake but checked like real ones."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_keys()).create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
+
+
+def _keys() -> dict[str, str]:
+    return {"aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"]}
+
+
+@pytest.fixture
+def s3_target(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An S3 target with a unique prefix; endpoint and credentials only in the environment, as in production."""
+    for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(key, value)
+    return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+
+
+def open_repo(target: str) -> icechunk.Repository:
+    from tasks.target import repository_storage
+
+    return icechunk.Repository.open(repository_storage(target))
+
+
+def snapshot_count(target: str, branch: str = "main") -> int:
+    return len(list(open_repo(target).ancestry(branch=branch)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

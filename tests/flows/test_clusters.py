@@ -1,0 +1,115 @@
+"""The pickling path: process workers the flow starts, an external scheduler, and a worker that dies."""
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import TaskRunSort
+
+from flows.store_array import store_array
+from tasks.request import ArraySpec, ArrayWrite, WriteOptions
+from tests.conftest import snapshot_count
+from tests.flows.test_store_array import read
+from tests.sources import killing_worker
+
+pytestmark = pytest.mark.slow
+
+
+def block_task_states(flow_run_id: UUID) -> list[str]:
+    """States of the run's block tasks as the flow's own API recorded them."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+            limit=100,
+        )
+    return sorted(r.state_type.value for r in runs if r.name.startswith("write "))
+
+
+def write_and_check(repo_path: str, options: WriteOptions, source: da.Array) -> list[str]:
+    state = store_array(
+        repo=repo_path,
+        writes=[ArrayWrite(source=source, target=ArraySpec(path="x", chunks=(10, 10)))],
+        options=options,
+        return_state=True,
+    )
+    result = state.result()
+    np.testing.assert_array_equal(read(repo_path, "x"), source.compute())
+    assert snapshot_count(repo_path) == 2
+    states = block_task_states(state.state_details.flow_run_id)
+    assert states.count("COMPLETED") == result.blocks == 4
+    return states
+
+
+def test_process_workers_of_a_cluster_the_flow_starts_report_to_its_api(repo_path: str) -> None:
+    source = da.random.default_rng(1).random((40, 40), chunks=(20, 20))
+    options = WriteOptions(processes=True, n_workers=2, block_bytes=1600 * 2)
+
+    write_and_check(repo_path, options, source)
+
+
+@pytest.fixture
+def external_scheduler(tmp_path: Path) -> Iterator[str]:
+    """`dask scheduler` and `dask worker` as separate processes, as on a real cluster."""
+    scheduler_file = tmp_path / "scheduler.json"
+    dask_cli = [str(Path(sys.executable).parent / "dask")]
+    common = ["--scheduler-file", str(scheduler_file)]
+    scheduler = subprocess.Popen(
+        [*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", *common]
+    )
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, "dask scheduler did not start"
+            time.sleep(0.2)
+        worker = subprocess.Popen(
+            [*dask_cli, "worker", "--nworkers", "2", "--nthreads", "1", "--no-dashboard", *common]
+        )
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            address = client.scheduler.address
+        yield address
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
+
+
+def test_external_scheduler_and_workers(repo_path: str, external_scheduler: str) -> None:
+    source = da.random.default_rng(2).random((40, 40), chunks=(20, 20))
+    options = WriteOptions(dask_address=external_scheduler, block_bytes=1600 * 2)
+
+    write_and_check(repo_path, options, source)
+
+
+@pytest.fixture
+def fragile_cluster() -> Iterator[str]:
+    """Process workers, and a scheduler that gives up on a task the first time its worker dies."""
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+    ):
+        yield cluster.scheduler_address
+
+
+def test_a_block_lost_with_its_worker_is_written_again(repo_path: str, fragile_cluster: str, tmp_path: Path) -> None:
+    source = da.random.default_rng(3).random((40, 40), chunks=(20, 20))
+    killer = killing_worker(source, str(tmp_path), times=1)
+    options = WriteOptions(dask_address=fragile_cluster, block_bytes=1600 * 2, retry_delay_seconds=0)
+
+    states = write_and_check(repo_path, options, killer)
+
+    assert (tmp_path / "kill-0").exists()  # a worker really died
+    assert "CRASHED" in states  # the lost attempt is not left pending in the UI

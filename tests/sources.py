@@ -1,0 +1,58 @@
+"""Sources with side effects, for provoking failures. Module-level functions, so process workers can import them."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import zarr
+
+
+def _claim(marker_dir: str, name: str, limit: int) -> bool:
+    """True for the first `limit` callers across processes (an exclusive file create per claim)."""
+    for i in range(limit):
+        try:
+            os.close(os.open(Path(marker_dir) / f"{name}-{i}", os.O_CREAT | os.O_EXCL))
+            return True
+        except FileExistsError:
+            continue
+    return False
+
+
+def _fail_first(x: np.ndarray, marker_dir: str, attempts: int, block_info: Any = None) -> np.ndarray:
+    if block_info and not any(block_info[0]["chunk-location"]) and _claim(marker_dir, "fail", attempts):
+        raise OSError("injected failure while reading the source")
+    return x
+
+
+def failing_first(source: da.Array, marker_dir: str, attempts: int) -> da.Array:
+    """`source`, but computing its first chunk raises on the first `attempts` tries."""
+    return source.map_blocks(_fail_first, marker_dir, attempts, dtype=source.dtype)
+
+
+def _commit_elsewhere(x: np.ndarray, target: str, path: str, marker_dir: str, block_info: Any = None) -> np.ndarray:
+    if block_info and not any(block_info[0]["chunk-location"]) and _claim(marker_dir, "commit", 1):
+        from tests.conftest import open_repo
+
+        session = open_repo(target).writable_session("main")
+        array = zarr.open_array(session.store, path=path, mode="r+")
+        array[...] = 7
+        session.commit("a concurrent writer")
+    return x
+
+
+def committing_elsewhere(source: da.Array, target: str, path: str, marker_dir: str) -> da.Array:
+    """`source`, but while it is computed another writer commits to array `path` of the same repository."""
+    return source.map_blocks(_commit_elsewhere, target, path, marker_dir, dtype=source.dtype)
+
+
+def _kill_worker(x: np.ndarray, marker_dir: str, times: int, block_info: Any = None) -> np.ndarray:
+    if block_info and not any(block_info[0]["chunk-location"]) and _claim(marker_dir, "kill", times):
+        os._exit(1)
+    return x
+
+
+def killing_worker(source: da.Array, marker_dir: str, times: int) -> da.Array:
+    """`source`, but computing its first chunk kills the worker process the first `times` times."""
+    return source.map_blocks(_kill_worker, marker_dir, times, dtype=source.dtype)

@@ -1,0 +1,112 @@
+import itertools
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasks.errors import ChunkAlignmentError, InvalidRequestError
+from tasks.plan import (
+    aligned_region,
+    check_aligned,
+    chunks_of,
+    plan_blocks,
+    region_from_slices,
+    write_unit,
+)
+
+
+@st.composite
+def planning_cases(draw: st.DrawFn) -> tuple:
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.integers(0, 40)) for _ in range(ndim))
+    unit = tuple(draw(st.integers(1, 12)) for _ in range(ndim))
+    region = []
+    for n, u in zip(shape, unit, strict=True):
+        cells = -(-n // u)
+        a = draw(st.integers(0, cells))
+        b = draw(st.integers(a, cells))
+        region.append((min(a * u, n), min(b * u, n)))
+    itemsize = draw(st.sampled_from([1, 4, 8]))
+    target = draw(st.integers(1, 4000))
+    return shape, unit, tuple(region), itemsize, target
+
+
+@given(planning_cases())
+def test_blocks_partition_the_region_exactly_and_follow_the_grid(case: tuple) -> None:
+    shape, unit, region, itemsize, target = case
+    blocks = plan_blocks("a", shape, unit, itemsize, target, region)
+
+    covered: list[tuple[int, ...]] = []
+    for block in blocks:
+        for (start, stop), (r0, r1), u, n in zip(block.region, region, unit, shape, strict=True):
+            assert r0 <= start < stop <= r1
+            assert start % u == 0
+            assert stop % u == 0 or stop == n  # only the array's edge may cut a chunk
+        covered.extend(itertools.product(*(range(a, b) for a, b in block.region)))
+    expected = list(itertools.product(*(range(a, b) for a, b in region)))
+    assert len(covered) == len(expected)  # disjoint: no element twice
+    assert set(covered) == set(expected)  # and complete
+
+
+@given(planning_cases())
+def test_no_chunk_belongs_to_two_blocks(case: tuple) -> None:
+    shape, unit, region, itemsize, target = case
+    seen: set[tuple[int, ...]] = set()
+    for block in plan_blocks("a", shape, unit, itemsize, target, region):
+        chunks = chunks_of(block.region, unit)
+        assert not chunks & seen
+        seen |= chunks
+
+
+def test_blocks_grow_to_the_target_size_from_the_last_dimension() -> None:
+    blocks = plan_blocks("t2m", (100, 720, 1440), (1, 720, 1440), 4, 64 * 2**20)
+    per_block = 720 * 1440 * 4
+    assert blocks[0].shape == (64 * 2**20 // per_block, 720, 1440)
+    assert sum(b.size for b in blocks) == math.prod((100, 720, 1440))
+
+
+def test_a_chunk_larger_than_the_target_makes_a_block_of_its_own() -> None:
+    blocks = plan_blocks("a", (10, 10), (5, 5), 8, 1)
+    assert [b.region for b in blocks][:2] == [((0, 5), (0, 5)), ((0, 5), (5, 10))]
+    assert len(blocks) == 4
+
+
+def test_misaligned_region_is_refused_with_the_nearest_aligned_region() -> None:
+    with pytest.raises(ChunkAlignmentError) as info:
+        check_aligned("temperature", (100, 50), (10, 10), ((5, 30), (0, 50)))
+    message = str(info.value)
+    assert "temperature" in message
+    assert "5:30, 0:50" in message
+    assert "(10, 10)" in message
+    assert "starts at 5, which is not a multiple of 10" in message
+    assert "nearest aligned region is [0:30, 0:50]" in message
+
+
+def test_the_array_edge_may_cut_the_last_chunk() -> None:
+    check_aligned("a", (95,), (10,), ((90, 95),))
+    with pytest.raises(ChunkAlignmentError, match="ends at 93"):
+        check_aligned("a", (95,), (10,), ((90, 93),))
+
+
+def test_aligned_region_is_clipped_to_the_array() -> None:
+    assert aligned_region(((3, 94),), (10,), (95,)) == ((0, 95),)
+
+
+def test_shards_are_the_grid_of_a_sharded_array() -> None:
+    assert write_unit((10, 10), (20, 30)) == (20, 30)
+    assert write_unit((10, 10), None) == (10, 10)
+    with pytest.raises(InvalidRequestError, match="not a whole number of chunks"):
+        write_unit((10, 10), (15, 20))
+
+
+def test_region_from_slices_checks_bounds() -> None:
+    assert region_from_slices((10, 20), (slice(None), slice(5, None)), "a") == ((0, 10), (5, 20))
+    with pytest.raises(InvalidRequestError, match="outside the array's shape"):
+        region_from_slices((10,), (slice(0, 11),), "a")
+    with pytest.raises(InvalidRequestError, match="1 dimensions, the array has 2"):
+        region_from_slices((10, 10), (slice(0, 5),), "a")
+
+
+def test_empty_region_plans_no_blocks() -> None:
+    assert plan_blocks("a", (0, 10), (5, 5), 4) == []
