@@ -49,7 +49,7 @@ def raw_store_dask(path: Path, source: da.Array, client: Client) -> None:
     session.commit("raw store_dask")
 
 
-def icefloe_store_array(path: Path, source: da.Array, address: str, block_bytes: int) -> None:
+def icefloe_store_array(path: Path, source: da.Array, address: str, block_bytes: int | None) -> None:
     spec = ArraySpec(path="x", chunks=CHUNKS, fill_value=float("nan"))
     options = WriteOptions(dask_address=address, block_bytes=block_bytes)
     store_array(repo=str(path), writes=[ArrayWrite(source=source, target=spec)], options=options)
@@ -69,11 +69,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gib", type=float, default=2.0, help="source size in GiB (default 2)")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each path (default 2)")
-    parser.add_argument("--block-mib", type=int, default=128, help="icefloe block size in MiB (default 128)")
+    parser.add_argument("--block-mib", type=int, default=None, help="icefloe block size in MiB (default: auto)")
     parser.add_argument("--workdir", type=Path, default=Path("data/bench"), help="where the repositories go")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
+    block_bytes = args.block_mib * 2**20 if args.block_mib else None
     source = source_array(args.gib)
     nbytes = source.nbytes
     print(f"source: {source.shape} float32, {nbytes / 2**30:.2f} GiB, chunks {CHUNKS}")
@@ -86,7 +87,7 @@ def main() -> None:
         print(f"cluster: {len(cluster.workers)} workers, {threads} threads")
         runs = {
             "raw": lambda p: raw_store_dask(p, source, client),
-            "ours": lambda p: icefloe_store_array(p, source, cluster.scheduler_address, args.block_mib * 2**20),
+            "ours": lambda p: icefloe_store_array(p, source, cluster.scheduler_address, block_bytes),
         }
         times: dict[str, list[float]] = {"raw": [], "ours": []}
         for i in range(args.repeat):

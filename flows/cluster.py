@@ -13,3 +13,8 @@ def dask_task_runner(options: WriteOptions) -> DaskTaskRunner:
     if options.n_workers is not None:
         cluster_kwargs["n_workers"] = options.n_workers
     return DaskTaskRunner(cluster_kwargs=cluster_kwargs)
+
+
+def cluster_threads(runner: DaskTaskRunner) -> int:
+    """Worker threads of the runner's cluster (at least 1: workers of an external cluster may still be joining)."""
+    return max(1, sum(runner.client.nthreads().values()))

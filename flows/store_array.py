@@ -12,10 +12,13 @@ from icechunk import ForkSession
 from prefect import flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
+from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Crashed
+from prefect_dask import DaskTaskRunner
+from prefect_dask.task_runners import PrefectDaskFuture
 from pydantic import BaseModel, ConfigDict
 
-from flows.cluster import dask_task_runner
+from flows.cluster import cluster_threads, dask_task_runner
 from flows.prefect_api import workers_report_to_flow_api
 from flows.submit import submit_many
 from tasks.arrays import initialize_arrays, region_bytes, resolve_writes
@@ -23,10 +26,10 @@ from tasks.block_task import write_block_task
 from tasks.commit import commit_session
 from tasks.errors import BlockWriteError
 from tasks.merge import merge_forks, verify_forks
-from tasks.plan import Block, plan_blocks
+from tasks.plan import Block, auto_block_bytes
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.target import check_branch, open_repository
-from tasks.write import block_source
+from tasks.write import BlockJob, plan_jobs
 
 
 class CommitResult(BaseModel):
@@ -63,7 +66,7 @@ def run_metadata() -> dict[str, Any]:
 
 
 def write_blocks(
-    fork: ForkSession, jobs: list[tuple[Block, tuple[int, ...], Any]], options: WriteOptions
+    runner: DaskTaskRunner, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions
 ) -> list[tuple[Block, ForkSession]]:
     """Fan the blocks out on Dask; each returns its fork. A block lost with its worker is submitted again."""
     task = write_block_task.with_options(
@@ -71,27 +74,27 @@ def write_blocks(
         retry_delay_seconds=[options.retry_delay_seconds * 2**i for i in range(options.retries)] or 0,
     )
     logger = get_run_logger()
+
+    def submit(batch: list[BlockJob]) -> list[PrefectDaskFuture[ForkSession]]:
+        return submit_many(runner, task, [_params(fork, job, options) for job in batch])
+
     written: list[tuple[Block, ForkSession]] = []
     failures: list[str] = []
-    with dask_task_runner(options) as runner, workers_report_to_flow_api():
-        futures = submit_many(runner, task, [_params(fork, job, options) for job in jobs])
-        pending = [(job, future, 0) for job, future in zip(jobs, futures, strict=True)]
-        while pending:
-            (job, future, resubmits), *pending = pending
-            block = job[0]
-            try:
-                written.append((block, future.result()))
-            except KilledWorker as e:
-                # Dask gave up on the task after its workers died: Prefect's retries never ran.
-                if resubmits >= options.retries:
-                    failures.append(f"{block.name}: {e}")
-                    continue
-                logger.warning("block %s lost with its worker; submitting it again", block.name)
-                mark_crashed(future.task_run_id, f"worker lost: {e}")
-                (again,) = submit_many(runner, task, [_params(fork, job, options)])
-                pending.append((job, again, resubmits + 1))
-            except Exception as e:
-                failures.append(f"{block.name}: {e}")
+    pending = [(job, future, 0) for job, future in zip(jobs, submit(jobs), strict=True)]
+    while pending:
+        (job, future, resubmits), *pending = pending
+        try:
+            written.append((job.block, future.result()))
+        except KilledWorker as e:
+            # Dask gave up on the task after its workers died: Prefect's retries never ran.
+            mark_crashed(future.task_run_id, f"worker lost: {e}")
+            if resubmits >= options.retries:
+                failures.append(f"{job.block.name}: {e}")
+                continue
+            logger.warning("block %s lost with its worker; submitting it again", job.block.name)
+            pending.append((job, submit([job])[0], resubmits + 1))
+        except Exception as e:
+            failures.append(f"{job.block.name}: {e}")
     if failures:
         raise BlockWriteError(
             f"{len(failures)} of {len(jobs)} blocks failed after retries; nothing was committed. "
@@ -101,14 +104,23 @@ def write_blocks(
 
 
 def mark_crashed(task_run_id: UUID, message: str) -> None:
-    """A task whose worker died stays Pending in Prefect; say what happened to it."""
+    """A task whose worker died stays Pending or Running in Prefect; say what happened to it."""
     with get_client(sync_client=True) as client:
-        client.set_task_run_state(task_run_id, Crashed(message=message), force=True)
+        try:
+            client.set_task_run_state(task_run_id, Crashed(message=message), force=True)
+        except PrefectHTTPStatusError as e:
+            if e.response.status_code != 404:  # 404: the worker died before the run reached the API
+                raise
 
 
-def _params(fork: ForkSession, job: tuple[Block, tuple[int, ...], Any], options: WriteOptions) -> dict[str, Any]:
-    block, unit, source = job
-    return {"fork": fork, "block": block, "unit": unit, "source": source, "piece_bytes": options.piece_bytes}
+def _params(fork: ForkSession, job: BlockJob, options: WriteOptions) -> dict[str, Any]:
+    return {
+        "fork": fork,
+        "block": job.block,
+        "unit": job.unit,
+        "source": job.source,
+        "piece_bytes": options.piece_bytes,
+    }
 
 
 @flow(name="store-array")
@@ -131,19 +143,17 @@ def store_array(
     session = repository.writable_session(branch)
     group = zarr.open_group(session.store, mode="a")
     resolved = resolve_writes(group, writes)
-    jobs = [
-        (block, r.unit, block_source(r.write.source, r.region, block))
-        for r in resolved
-        for block in plan_blocks(r.path, r.shape, r.unit, r.dtype.itemsize, options.block_bytes, r.region)
-    ]
-    logger.info("writing %d arrays in %d blocks to %s (branch %s)", len(resolved), len(jobs), repo, branch)
+    nbytes = sum(region_bytes(r.region, r.dtype.itemsize) for r in resolved)
 
-    initialize_arrays(group, resolved)
-    written = write_blocks(session.fork(), jobs, options)
+    with dask_task_runner(options) as runner, workers_report_to_flow_api():
+        block_bytes = options.block_bytes or auto_block_bytes(nbytes, cluster_threads(runner))
+        jobs = plan_jobs(resolved, block_bytes)
+        logger.info("writing %d arrays in %d blocks to %s (branch %s)", len(resolved), len(jobs), repo, branch)
+        initialize_arrays(group, resolved)
+        written = write_blocks(runner, session.fork(), jobs, options)
     verify_forks(written, {r.path: r.unit for r in resolved})
     merge_forks(session, written)
 
-    nbytes = sum(region_bytes(r.region, r.dtype.itemsize) for r in resolved)
     metadata = {"icefloe": {**run_metadata(), "blocks": len(jobs), "bytes": nbytes}}
     default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
     snapshot_id = commit_session(session, message or default_message, metadata, options.commit_retries)

@@ -19,8 +19,6 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from tasks.plan import DEFAULT_BLOCK_BYTES
-
 
 def _check_dask_array(value: object) -> da.Array:
     if not isinstance(value, da.Array):
@@ -112,8 +110,10 @@ class WriteOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    block_bytes: PositiveInt = Field(
-        DEFAULT_BLOCK_BYTES, description="Target uncompressed bytes per block task (blocks are whole chunks)"
+    block_bytes: PositiveInt | None = Field(
+        None,
+        description="Target uncompressed bytes per block task (blocks are whole chunks); "
+        "default: about two blocks per worker thread, between 64 and 512 MiB",
     )
     piece_bytes: PositiveInt = Field(
         32 * 2**20, description="Uncompressed bytes a block task computes and writes at a time (bounds memory)"

@@ -2,6 +2,7 @@
 
 import pickle
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import dask
 import dask.array as da
@@ -9,8 +10,26 @@ import numpy as np
 import zarr
 from icechunk import ForkSession
 
+from tasks.arrays import ResolvedWrite
 from tasks.errors import BlockWriteError
 from tasks.plan import Block, Region, plan_blocks, relative_slices
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """What one block task receives: its block, the grid it follows and its culled slice of the source."""
+
+    block: Block
+    unit: tuple[int, ...]
+    source: da.Array
+
+
+def plan_jobs(resolved: list[ResolvedWrite], block_bytes: int) -> list[BlockJob]:
+    return [
+        BlockJob(block, r.unit, block_source(r.write.source, r.region, block))
+        for r in resolved
+        for block in plan_blocks(r.path, r.shape, r.unit, r.dtype.itemsize, block_bytes, r.region)
+    ]
 
 
 def block_source(source: da.Array, write_region: Region, block: Block) -> da.Array:

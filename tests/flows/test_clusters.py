@@ -112,4 +112,4 @@ def test_a_block_lost_with_its_worker_is_written_again(repo_path: str, fragile_c
     states = write_and_check(repo_path, options, killer)
 
     assert (tmp_path / "kill-0").exists()  # a worker really died
-    assert "CRASHED" in states  # the lost attempt is not left pending in the UI
+    assert set(states) <= {"COMPLETED", "CRASHED"}  # no lost attempt is left pending or running in the UI

@@ -52,7 +52,7 @@ def test_round_trip_reads_back_the_source_in_one_snapshot(
     source = sample(shape, dtype, dask_chunks)
     spec = ArraySpec(path="group/var", chunks=chunks, shards=shards)
 
-    result = run(repo_path, [ArrayWrite(source=source, target=spec)], dask_address)
+    result = run(repo_path, [ArrayWrite(source=source, target=spec)], dask_address, block_bytes=source.nbytes // 6)
 
     np.testing.assert_array_equal(read(repo_path, "group/var"), source.compute())
     assert snapshot_count(repo_path) == 2  # the repository's root and ours

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from tasks.errors import ChunkAlignmentError, InvalidRequestError
 from tasks.plan import (
     aligned_region,
+    auto_block_bytes,
     check_aligned,
     chunks_of,
     plan_blocks,
@@ -109,4 +110,12 @@ def test_region_from_slices_checks_bounds() -> None:
 
 
 def test_empty_region_plans_no_blocks() -> None:
-    assert plan_blocks("a", (0, 10), (5, 5), 4) == []
+    assert plan_blocks("a", (0, 10), (5, 5), 4, 1024) == []
+
+
+def test_auto_block_size_gives_each_thread_two_blocks_within_bounds() -> None:
+    gib = 2**30
+    assert auto_block_bytes(2 * gib, threads=2) == 512 * 2**20
+    assert auto_block_bytes(1 * gib, threads=2) == 256 * 2**20
+    assert auto_block_bytes(100 * gib, threads=64) == 512 * 2**20  # capped: orchestration is already ~2%
+    assert auto_block_bytes(10 * 2**20, threads=8) == 64 * 2**20  # floored: small writes make few blocks
