@@ -3,7 +3,7 @@
 UV := python3 -m uv
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test bench
 
 setup:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -15,11 +15,8 @@ demo: setup
 test: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run mypy
 	$(UV) run pytest
-
-lint: setup
-	$(UV) run ruff check .
-	$(UV) run mypy tasks flows
 
 bench: setup
 	$(UV) run python -m benchmarks.store_array_vs_store_dask --gib 2

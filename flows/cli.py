@@ -5,6 +5,7 @@ import logging
 import sys
 
 import dask.array as da
+from prefect.settings import PREFECT_API_URL
 
 from flows.prefect_api import running_prefect_api
 from flows.store_array import store_array
@@ -25,6 +26,7 @@ def demo(args: argparse.Namespace) -> int:
     spec = ArraySpec(
         path="temperature", chunks=(24, 361, 720), fill_value=float("nan"), dimension_names=("time", "lat", "lon")
     )
+    temporary = not PREFECT_API_URL.value()
     with running_prefect_api() as api:
         result = store_array(
             repo=args.target,
@@ -34,7 +36,11 @@ def demo(args: argparse.Namespace) -> int:
         )
     print(f"snapshot {result.snapshot_id} on {args.target} (branch {result.branch})")
     print(f"{result.bytes / 1e6:.0f} MB in {result.blocks} blocks, {result.seconds:.1f} s, {result.mb_per_s:.0f} MB/s")
-    print(f"runs: {api.removesuffix('/api')}/runs (while a server runs there; set PREFECT_API_URL to keep one)")
+    if temporary:
+        print("the run was recorded by a temporary Prefect server, now stopped; to keep runs and see them in the UI:")
+        print("  uv run prefect server start  and  export PREFECT_API_URL=http://127.0.0.1:4200/api")
+    else:
+        print(f"runs: {api.removesuffix('/api')}/runs")
     return 0
 
 

@@ -5,6 +5,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect.context import FlowRunContext
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogHandler
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -27,6 +29,9 @@ def running_prefect_api() -> Iterator[str]:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
+        # Deliver queued logs and events while their server is still there.
+        APILogHandler().flush()
+        EventsWorker.drain_all(timeout=10)
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:

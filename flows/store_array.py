@@ -4,49 +4,21 @@ import hashlib
 import json
 import time
 from typing import Any
-from uuid import UUID
 
 import zarr
-from distributed import KilledWorker
-from icechunk import ForkSession
 from prefect import flow, get_run_logger
-from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
-from prefect.exceptions import PrefectHTTPStatusError
-from prefect.states import Crashed
-from prefect_dask import DaskTaskRunner
-from prefect_dask.task_runners import PrefectDaskFuture
-from pydantic import BaseModel, ConfigDict
 
 from flows.cluster import cluster_threads, dask_task_runner
+from flows.fan_out import write_blocks
 from flows.prefect_api import workers_report_to_flow_api
-from flows.submit import submit_many
 from tasks.arrays import initialize_arrays, region_bytes, resolve_writes
-from tasks.block_task import write_block_task
-from tasks.commit import commit_session
-from tasks.errors import BlockWriteError
+from tasks.commit import CommitResult, commit_session
 from tasks.merge import merge_forks, verify_forks
-from tasks.plan import Block, auto_block_bytes
+from tasks.plan import auto_block_bytes
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.target import check_branch, open_repository
-from tasks.write import BlockJob, plan_jobs
-
-
-class CommitResult(BaseModel):
-    """What a run did: the snapshot it made on the branch and how much it wrote."""
-
-    model_config = ConfigDict(frozen=True)
-
-    snapshot_id: str
-    parent_id: str
-    branch: str
-    blocks: int
-    bytes: int
-    seconds: float
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.bytes / 1e6 / self.seconds if self.seconds else 0.0
+from tasks.write import plan_jobs
 
 
 def run_metadata() -> dict[str, Any]:
@@ -62,64 +34,6 @@ def run_metadata() -> dict[str, Any]:
         "flow_name": context.flow.name if context.flow else None,
         "deployment_id": str(run.deployment_id) if run.deployment_id else None,
         "parameters_sha256": digest,
-    }
-
-
-def write_blocks(
-    runner: DaskTaskRunner, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions
-) -> list[tuple[Block, ForkSession]]:
-    """Fan the blocks out on Dask; each returns its fork. A block lost with its worker is submitted again."""
-    task = write_block_task.with_options(
-        retries=options.retries,
-        retry_delay_seconds=[options.retry_delay_seconds * 2**i for i in range(options.retries)] or 0,
-    )
-    logger = get_run_logger()
-
-    def submit(batch: list[BlockJob]) -> list[PrefectDaskFuture[ForkSession]]:
-        return submit_many(runner, task, [_params(fork, job, options) for job in batch])
-
-    written: list[tuple[Block, ForkSession]] = []
-    failures: list[str] = []
-    pending = [(job, future, 0) for job, future in zip(jobs, submit(jobs), strict=True)]
-    while pending:
-        (job, future, resubmits), *pending = pending
-        try:
-            written.append((job.block, future.result()))
-        except KilledWorker as e:
-            # Dask gave up on the task after its workers died: Prefect's retries never ran.
-            mark_crashed(future.task_run_id, f"worker lost: {e}")
-            if resubmits >= options.retries:
-                failures.append(f"{job.block.name}: {e}")
-                continue
-            logger.warning("block %s lost with its worker; submitting it again", job.block.name)
-            pending.append((job, submit([job])[0], resubmits + 1))
-        except Exception as e:
-            failures.append(f"{job.block.name}: {e}")
-    if failures:
-        raise BlockWriteError(
-            f"{len(failures)} of {len(jobs)} blocks failed after retries; nothing was committed. "
-            f"First failure: {failures[0]}"
-        )
-    return written
-
-
-def mark_crashed(task_run_id: UUID, message: str) -> None:
-    """A task whose worker died stays Pending or Running in Prefect; say what happened to it."""
-    with get_client(sync_client=True) as client:
-        try:
-            client.set_task_run_state(task_run_id, Crashed(message=message), force=True)
-        except PrefectHTTPStatusError as e:
-            if e.response.status_code != 404:  # 404: the worker died before the run reached the API
-                raise
-
-
-def _params(fork: ForkSession, job: BlockJob, options: WriteOptions) -> dict[str, Any]:
-    return {
-        "fork": fork,
-        "block": job.block,
-        "unit": job.unit,
-        "source": job.source,
-        "piece_bytes": options.piece_bytes,
     }
 
 

@@ -7,6 +7,7 @@ then changes metadata in the writable session, where it lands in the same commit
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import zarr
@@ -31,7 +32,7 @@ class ResolvedWrite:
     grow: bool
 
 
-def _open_existing(group: zarr.Group, path: str) -> zarr.Array | None:
+def _open_existing(group: zarr.Group, path: str) -> zarr.Array[Any] | None:
     try:
         node = group[path]
     except (KeyError, ArrayNotFoundError, NodeNotFoundError):

@@ -3,6 +3,7 @@
 from typing import Any
 
 from icechunk import ConflictDetector, ConflictError, RebaseFailedError, Session
+from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import CommitConflictError
 
@@ -23,3 +24,20 @@ def commit_session(session: Session, message: str, metadata: dict[str, Any], reb
             f"branch '{session.branch}' kept moving after {rebase_tries} rebases; nothing was committed. "
             "Raise commit_retries or serialize the writers"
         ) from e
+
+
+class CommitResult(BaseModel):
+    """What a run did: the snapshot it made on the branch and how much it wrote."""
+
+    model_config = ConfigDict(frozen=True)
+
+    snapshot_id: str
+    parent_id: str
+    branch: str
+    blocks: int
+    bytes: int
+    seconds: float
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.seconds if self.seconds else 0.0

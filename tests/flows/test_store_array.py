@@ -11,7 +11,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.sorting import TaskRunSort
 
-from flows.store_array import CommitResult, store_array
+from flows.store_array import store_array
+from tasks.commit import CommitResult
 from tasks.errors import BlockWriteError, ChunkAlignmentError, CommitConflictError, OverlappingWritesError
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 from tests.conftest import open_repo, snapshot_count
