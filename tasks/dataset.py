@@ -1,0 +1,74 @@
+"""Initializing an xarray Dataset in a writable session with xarray's own Zarr writer, so that modes, append_dim,
+region, encoding, safe_chunks and align_chunks mean exactly what they mean in `Dataset.to_zarr` and
+`icechunk.xarray.to_icechunk` (same checks, same errors).
+
+xarray writes the metadata and the in-memory variables (coordinates, usually) straight into the session; the lazy
+variables come back as `ArrayWrite`s for the block tasks.
+"""
+
+from collections.abc import Hashable, Mapping
+from typing import Any, Literal
+
+import xarray as xr
+from dask.base import is_dask_collection
+from icechunk import IcechunkStore
+from icechunk.vendor.xarray import _choose_default_mode
+from xarray.backends.common import ArrayWriter
+from xarray.backends.writers import _validate_dataset_names, dump_to_store
+from xarray.backends.zarr import ZarrStore
+
+from tasks.request import ArrayWrite
+
+type WriteMode = Literal["w", "w-", "a", "a-", "r+"]
+type DatasetRegion = Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None
+
+
+class _CollectingWriter(ArrayWriter):
+    """Writes in-memory variables at once and keeps the lazy ones for the block tasks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lazy: list[ArrayWrite] = []
+
+    def add(self, source: Any, target: Any, region: Any = None) -> None:
+        if is_dask_collection(source):
+            self.lazy.append(ArrayWrite(source=source, target=target.path, region=region))
+        else:
+            target[region or ...] = source
+
+
+def initialize_dataset(
+    store: IcechunkStore,
+    dataset: xr.Dataset,
+    *,
+    group: str | None = None,
+    mode: WriteMode | None = None,
+    append_dim: Hashable | None = None,
+    region: DatasetRegion = None,
+    encoding: Mapping[Any, Any] | None = None,
+    safe_chunks: bool = True,
+    align_chunks: bool = False,
+) -> list[ArrayWrite]:
+    """Write `dataset`'s metadata and in-memory variables into `store`; return its lazy variables as writes.
+
+    Raises xarray's own errors (ValueError and friends) for bad modes, dims, regions and encodings, before any
+    chunk of a lazy variable is written.
+    """
+    xarray_store = ZarrStore.open_group(
+        store,
+        group=group,
+        mode=_choose_default_mode(mode=mode, append_dim=append_dim, region=region),
+        zarr_format=3,
+        append_dim=append_dim,
+        write_region=region,
+        safe_chunks=safe_chunks,
+        align_chunks=align_chunks,
+        consolidated=False,
+        consolidate_on_close=False,
+    )
+    dataset = xarray_store._validate_and_autodetect_region(dataset)
+    _validate_dataset_names(dataset)
+    xarray_store._validate_encoding(encoding or {})
+    writer = _CollectingWriter()
+    dump_to_store(dataset, xarray_store, writer, encoding=encoding or {})
+    return writer.lazy
