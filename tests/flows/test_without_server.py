@@ -12,6 +12,8 @@ ROOT = Path(__file__).parents[2]
 def test_workers_report_to_the_flows_temporary_api_when_none_is_configured(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    # a first start migrates a new database: on a loaded 2-core machine that can outlast the default 20 s
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
 
     done = subprocess.run(
         [sys.executable, "-m", "tests.run_without_server", str(tmp_path / "repo")],
