@@ -4,12 +4,17 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import boto3
 import icechunk
 import pytest
 from distributed import LocalCluster
 from moto.server import ThreadedMotoServer
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.sorting import TaskRunSort
 from prefect.testing.utilities import prefect_test_harness
 
 S3_ENV = {
@@ -71,6 +76,17 @@ def open_repo(target: str) -> icechunk.Repository:
 
 def snapshot_count(target: str, branch: str = "main") -> int:
     return len(list(open_repo(target).ancestry(branch=branch)))
+
+
+def block_task_runs(flow_run_id: UUID) -> list[TaskRun]:
+    """The run's block-write task runs, as the Prefect API the caller talks to recorded them."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+            limit=200,
+        )
+    return [r for r in runs if r.name.startswith("write ")]
 
 
 def pytest_configure(config: pytest.Config) -> None:

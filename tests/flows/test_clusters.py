@@ -5,35 +5,20 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import UUID
 
 import dask
 import dask.array as da
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.sorting import TaskRunSort
 
 from flows.store_array import store_array
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
-from tests.conftest import snapshot_count
+from tests.conftest import block_task_runs, snapshot_count
 from tests.flows.test_store_array import read
 from tests.sources import killing_worker
 
 pytestmark = pytest.mark.slow
-
-
-def block_task_states(flow_run_id: UUID) -> list[str]:
-    """States of the run's block tasks as the flow's own API recorded them."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            sort=TaskRunSort.EXPECTED_START_TIME_DESC,
-            limit=100,
-        )
-    return sorted(r.state_type.value for r in runs if r.name.startswith("write "))
 
 
 def write_and_check(repo_path: str, options: WriteOptions, source: da.Array) -> list[str]:
@@ -46,7 +31,7 @@ def write_and_check(repo_path: str, options: WriteOptions, source: da.Array) -> 
     result = state.result()
     np.testing.assert_array_equal(read(repo_path, "x"), source.compute())
     assert snapshot_count(repo_path) == 2
-    states = block_task_states(state.state_details.flow_run_id)
+    states = sorted(r.state_type.value for r in block_task_runs(state.state_details.flow_run_id))
     assert states.count("COMPLETED") == result.blocks == 4
     return states
 

@@ -7,15 +7,12 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.sorting import TaskRunSort
 
 from flows.store_array import store_array
 from tasks.commit import CommitResult
 from tasks.errors import BlockWriteError, ChunkAlignmentError, CommitConflictError, OverlappingWritesError
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
-from tests.conftest import open_repo, snapshot_count
+from tests.conftest import block_task_runs, open_repo, snapshot_count
 from tests.sources import committing_elsewhere, failing_first
 
 
@@ -95,13 +92,7 @@ def test_block_task_runs_report_to_the_flow_run(repo_path: str, dask_address: st
         return_state=True,
     )
 
-    with get_client(sync_client=True) as client:
-        flow_run_filter = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-        all_runs = client.read_task_runs(
-            flow_run_filter=flow_run_filter, sort=TaskRunSort.EXPECTED_START_TIME_DESC, limit=50
-        )
-
-    runs = [r for r in all_runs if r.name.startswith("write ")]
+    runs = block_task_runs(state.state_details.flow_run_id)
     assert len(runs) == state.result().blocks == 4
     assert {r.state_type.value for r in runs} == {"COMPLETED"}
     assert "write t[0:10, 0:40]" in {r.name for r in runs}
