@@ -112,6 +112,6 @@ def _params(fork: ForkSession, job: BlockJob, options: WriteOptions) -> dict[str
         "fork": fork,
         "block": job.block,
         "unit": job.unit,
-        "source": job.source,
+        "sources": job.sources,
         "piece_bytes": options.piece_bytes,
     }

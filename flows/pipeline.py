@@ -62,11 +62,12 @@ def write_and_commit(
     merge_forks(session, written)
 
     metadata = {"icefloe": {**run_metadata(), "blocks": len(jobs), "bytes": nbytes}}
+    branch = str(session.branch)  # a session forgets its branch once it has committed
     snapshot_id = commit_session(session, message, metadata, options.commit_retries)
     result = CommitResult(
         snapshot_id=snapshot_id,
         parent_id=parent_id,
-        branch=str(session.branch),
+        branch=branch,
         blocks=len(jobs),
         bytes=nbytes,
         seconds=round(time.perf_counter() - started, 3),

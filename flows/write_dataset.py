@@ -9,7 +9,7 @@ from prefect import flow
 from flows.pipeline import write_and_commit
 from tasks.arrays import resolve_writes
 from tasks.commit import CommitResult
-from tasks.dataset import WriteMode, initialize_dataset
+from tasks.dataset import WriteMode, initialize_dataset, run_validation
 from tasks.request import WriteOptions
 from tasks.sources import DatasetSource, open_source
 from tasks.target import check_branch, open_repository
@@ -37,18 +37,23 @@ def write_dataset(
     align_chunks: bool = False,
     branch: str = "main",
     message: str | None = None,
+    validation_hook: str | None = None,
     options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
 ) -> CommitResult:
     """Write `source` into `repo` like `to_icechunk` / `Dataset.to_zarr` (same keywords, same errors): metadata and
     in-memory variables first, then the lazy variables block by block, then ONE commit.
+
+    `validation_hook` names a function (package.module:function) called with the initialized, uncommitted group as a
+    Dataset before any block is written; if it raises, nothing is committed.
     """
     started = time.perf_counter()
+    dataset = open_source(source)  # a bad source fails before the target is even opened
     repository = open_repository(repo)
     parent_id = check_branch(repository, branch)
     session = repository.writable_session(branch)
     writes = initialize_dataset(
         session.store,
-        open_source(source),
+        dataset,
         group=group,
         mode=mode,
         append_dim=append_dim,
@@ -57,6 +62,10 @@ def write_dataset(
         safe_chunks=safe_chunks,
         align_chunks=align_chunks,
     )
-    resolved = resolve_writes(zarr.open_group(session.store, mode="r"), writes) if writes else []
+    if validation_hook is not None:
+        run_validation(validation_hook, session.store, group)
+    group_node = zarr.open_group(session.store, mode="r")
+    # xarray has checked the alignment already, as safe_chunks asks; our blocks keep every chunk in one block
+    resolved = resolve_writes(group_node, writes, partial_edge_chunks=True) if writes else []
     default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
     return write_and_commit(session, resolved, options, message or default_message, parent_id, started)

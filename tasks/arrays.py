@@ -115,7 +115,7 @@ def _resolve_existing(write: ArrayWrite, group: zarr.Group, created: dict[str, R
     )
 
 
-def _check_source_fits(resolved: ResolvedWrite) -> None:
+def _check_source_fits(resolved: ResolvedWrite, partial_edge_chunks: bool) -> None:
     source = resolved.write.source
     region_shape = tuple(stop - start for start, stop in resolved.region)
     if region_shape != source.shape:
@@ -132,7 +132,8 @@ def _check_source_fits(resolved: ResolvedWrite) -> None:
         raise InvalidRequestError(
             f"array '{resolved.path}' has dtype {resolved.dtype}; icefloe writes fixed-size dtypes"
         )
-    check_aligned(resolved.path, resolved.shape, resolved.unit, resolved.region)
+    if not partial_edge_chunks:
+        check_aligned(resolved.path, resolved.shape, resolved.unit, resolved.region)
 
 
 def _overlaps(a: Region, b: Region) -> bool:
@@ -154,15 +155,22 @@ def _check_no_overlap(resolved: list[ResolvedWrite]) -> None:
             )
 
 
-def resolve_writes(group: zarr.Group, writes: list[ArrayWrite]) -> list[ResolvedWrite]:
-    """Check every write against the repository's current arrays; raise before anything is written."""
+def resolve_writes(
+    group: zarr.Group, writes: list[ArrayWrite], *, partial_edge_chunks: bool = False
+) -> list[ResolvedWrite]:
+    """Check every write against the repository's current arrays; raise before anything is written.
+
+    `partial_edge_chunks` lets a region start or stop inside a chunk (xarray allows it outside mode "r+", e.g. an
+    append after a partial last chunk): the one block that holds the chunk updates it, so it stays safe as long as
+    no other write of the run touches that chunk, which holds for a Dataset's variables (one write per array).
+    """
     if not writes:
         raise InvalidRequestError("no writes given; pass at least one ArrayWrite(source=..., target=...)")
     by_spec = {i: _resolve_spec(w, group) for i, w in enumerate(writes) if isinstance(w.target, ArraySpec)}
     created = {r.path: r for r in by_spec.values() if r.create or r.grow}
     resolved = [by_spec[i] if i in by_spec else _resolve_existing(w, group, created) for i, w in enumerate(writes)]
     for r in resolved:
-        _check_source_fits(r)
+        _check_source_fits(r, partial_edge_chunks)
     _check_no_overlap(resolved)
     return resolved
 

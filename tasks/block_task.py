@@ -32,6 +32,6 @@ def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: Stat
     retry_condition_fn=retry_unless_invalid,
 )
 def write_block_task(
-    fork: ForkSession, block: Block, unit: tuple[int, ...], source: da.Array, piece_bytes: int
+    fork: ForkSession, block: Block, unit: tuple[int, ...], sources: tuple[da.Array, ...], piece_bytes: int
 ) -> ForkSession:
-    return write_block(fork, block, unit, source, piece_bytes)
+    return write_block(fork, block, unit, sources, piece_bytes)

@@ -17,6 +17,8 @@ from xarray.backends.common import ArrayWriter
 from xarray.backends.writers import _validate_dataset_names, dump_to_store
 from xarray.backends.zarr import ZarrStore
 
+from tasks.callables import import_function
+from tasks.errors import ValidationHookError
 from tasks.request import ArrayWrite
 
 type WriteMode = Literal["w", "w-", "a", "a-", "r+"]
@@ -72,3 +74,15 @@ def initialize_dataset(
     writer = _CollectingWriter()
     dump_to_store(dataset, xarray_store, writer, encoding=encoding or {})
     return writer.lazy
+
+
+def run_validation(function: str, store: IcechunkStore, group: str | None) -> None:
+    """Call the user's hook with the initialized, uncommitted group as a Dataset; its exception stops the run."""
+    hook = import_function(function, "validation hook")
+    dataset = xr.open_zarr(store, group=group, consolidated=False)
+    try:
+        hook(dataset)
+    except Exception as e:
+        raise ValidationHookError(
+            f"validation hook {function!r} refused the write ({type(e).__name__}: {e}); nothing was committed"
+        ) from e

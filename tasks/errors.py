@@ -23,3 +23,7 @@ class BlockWriteError(IcefloeError):
 
 class CommitConflictError(IcefloeError):
     """Another commit changed the same data on the branch; the rebase cannot reconcile them. Nothing was committed."""
+
+
+class ValidationHookError(IcefloeError):
+    """The user's validation hook refused the initialized Dataset."""

@@ -14,11 +14,11 @@ def verify_forks(written: list[tuple[Block, ForkSession]], units: dict[str, tupl
     """Raise unless every chunk the forks wrote lies in its writer's block and has exactly one writer."""
     writer: dict[tuple[str, tuple[int, ...]], Block] = {}
     for block, fork in written:
-        allowed = chunks_of(block.region, units[block.array])
+        allowed = {(a, index) for a in block.arrays for index in chunks_of(block.region, units[a])}
         for path, indices in fork.status().updated_chunks.items():
             array = path.lstrip("/")
             for index in map(tuple, indices):
-                if array != block.array or index not in allowed:
+                if (array, index) not in allowed:
                     raise OverlappingWritesError(
                         f"block {block.name} wrote chunk {index} of '{array}', outside its own region; "
                         "nothing was committed"

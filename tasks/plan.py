@@ -1,7 +1,8 @@
 """How a write is cut into blocks: hyper-rectangles of whole chunks (whole shards when sharded).
 
-Icechunk merges chunk writes last-writer-wins, so two blocks that share a chunk silently lose data. Every function
-here is pure: shapes in, regions out.
+Icechunk merges chunk writes last-writer-wins, so two blocks that share a chunk silently lose data: block edges lie
+on the chunk grid, except the edges of the region itself (a region that starts or stops inside a chunk puts that
+chunk in one block, which updates it in place). Every function here is pure: shapes in, regions out.
 """
 
 import itertools
@@ -22,10 +23,10 @@ BLOCKS_PER_THREAD = 2  # a worker thread that finishes early still finds work
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One unit of work: a region of one target array, made of whole chunks (or shards)."""
+    """One unit of work: the same region of one or more arrays on the same grid (a Dataset's variables that share
+    dimensions), made of whole chunks (or shards)."""
 
-    array: str
-    index: int
+    arrays: tuple[str, ...]
     region: Region
 
     @property
@@ -42,7 +43,7 @@ class Block:
 
     @property
     def name(self) -> str:
-        return f"{self.array}[{format_region(self.region)}]"
+        return f"{'+'.join(self.arrays)}[{format_region(self.region)}]"
 
 
 def format_region(region: Region) -> str:
@@ -130,24 +131,25 @@ def auto_block_bytes(total_bytes: int, threads: int) -> int:
 
 
 def plan_blocks(
-    array: str,
+    arrays: tuple[str, ...],
     shape: tuple[int, ...],
     unit: tuple[int, ...],
     itemsize: int,
     target_bytes: int,
     region: Region | None = None,
 ) -> list[Block]:
-    """Cut `region` (default: the whole array) into blocks of whole grid cells that partition it exactly."""
+    """Cut `region` (default: the whole array) into blocks that partition it exactly, with every edge inside the
+    region on the grid: no grid cell belongs to two blocks. `itemsize` counts every array of the block."""
     region = full_region(shape) if region is None else region
-    check_aligned(array, shape, unit, region)
     if any(start == stop for start, stop in region):
         return []
-    steps = [c * u for c, u in zip(block_shape(region, unit, itemsize, target_bytes), unit, strict=True)]
+    grid = aligned_region(region, unit, shape)
+    steps = [c * u for c, u in zip(block_shape(grid, unit, itemsize, target_bytes), unit, strict=True)]
     edges = [
-        [(lo, min(lo + step, stop)) for lo in range(start, stop, step)]
-        for (start, stop), step in zip(region, steps, strict=True)
+        [(max(lo, start), min(lo + step, stop)) for lo in range(g_start, g_stop, step)]
+        for (start, stop), (g_start, g_stop), step in zip(region, grid, steps, strict=True)
     ]
-    return [Block(array, i, tuple(r)) for i, r in enumerate(itertools.product(*edges))]
+    return [Block(arrays, tuple(r)) for r in itertools.product(*edges)]
 
 
 def relative_slices(inner: Region, outer: Region) -> tuple[slice, ...]:

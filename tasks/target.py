@@ -23,11 +23,11 @@ def repository_storage(target: str) -> icechunk.Storage:
                 f"target {target!r} names no bucket or no prefix; use s3://bucket/prefix "
                 "(Icechunk does not create repositories at a bucket's root)"
             )
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint, region = s3_endpoint_and_region()
         return icechunk.s3_storage(
             bucket=parsed.netloc,
             prefix=prefix,
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+            region=region,
             endpoint_url=endpoint,
             allow_http=bool(endpoint and endpoint.startswith("http://")),
             # S3-compatible servers (MinIO, moto) address buckets by path; AWS itself needs no endpoint.
@@ -41,6 +41,12 @@ def repository_storage(target: str) -> icechunk.Storage:
     raise InvalidRequestError(
         f"target {target!r} has scheme '{parsed.scheme}'; icefloe writes to a local path or s3://bucket/prefix"
     )
+
+
+def s3_endpoint_and_region() -> tuple[str | None, str | None]:
+    """The S3 endpoint (None: AWS itself) and region the environment names."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return endpoint, os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
 def open_repository(target: str) -> icechunk.Repository:

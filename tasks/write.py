@@ -3,6 +3,7 @@
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import dask
 import dask.array as da
@@ -17,25 +18,32 @@ from tasks.plan import Block, Region, plan_blocks, relative_slices
 
 @dataclass(frozen=True)
 class BlockJob:
-    """What one block task receives: its block, the grid it follows and its culled slice of the source."""
+    """What one block task receives: its block, the grid it follows and, per array, its culled slice of the source."""
 
     block: Block
     unit: tuple[int, ...]
-    source: da.Array
+    sources: tuple[da.Array, ...]
 
 
 def plan_jobs(resolved: list[ResolvedWrite], block_bytes: int) -> list[BlockJob]:
-    return [
-        BlockJob(block, r.unit, block_source(r.write.source, r.region, block))
-        for r in resolved
-        for block in plan_blocks(r.path, r.shape, r.unit, r.dtype.itemsize, block_bytes, r.region)
-    ]
+    """Blocks of about `block_bytes`; writes that share shape, grid and region (a Dataset's variables with the same
+    dimensions) share blocks, so one task reads one region of the source once for all of them."""
+    groups: dict[tuple[tuple[int, ...], tuple[int, ...], Region], list[ResolvedWrite]] = {}
+    for r in resolved:
+        groups.setdefault((r.shape, r.unit, r.region), []).append(r)
+    jobs = []
+    for (shape, unit, region), group in groups.items():
+        arrays = tuple(r.path for r in group)
+        itemsize = sum(r.dtype.itemsize for r in group)
+        for block in plan_blocks(arrays, shape, unit, itemsize, block_bytes, region):
+            jobs.append(BlockJob(block, unit, block_sources([r.write.source for r in group], region, block)))
+    return jobs
 
 
-def block_source(source: da.Array, write_region: Region, block: Block) -> da.Array:
-    """The block's slice of the source with a culled graph: a block task never receives the whole graph."""
-    (piece,) = dask.optimize(source[relative_slices(block.region, write_region)])
-    return piece
+def block_sources(sources: list[da.Array], write_region: Region, block: Block) -> tuple[da.Array, ...]:
+    """The block's slice of each source with one culled graph: a block task never receives the whole graph."""
+    inner = relative_slices(block.region, write_region)
+    return tuple(dask.optimize(*(source[inner] for source in sources)))
 
 
 def pristine_copy(fork: ForkSession) -> ForkSession:
@@ -45,27 +53,32 @@ def pristine_copy(fork: ForkSession) -> ForkSession:
 
 
 def write_block(
-    fork: ForkSession, block: Block, unit: tuple[int, ...], source: da.Array, piece_bytes: int
+    fork: ForkSession, block: Block, unit: tuple[int, ...], sources: tuple[da.Array, ...], piece_bytes: int
 ) -> ForkSession:
-    """Write `source` (the block's slice) into `block.region` through a copy of `fork`; return that copy.
+    """Write each source (the block's slice of it) into `block.region` of its array through a copy of `fork`;
+    return that copy.
 
-    The block is written piece by piece, each a whole number of grid cells, so memory stays near `piece_bytes`.
+    Each array is written piece by piece, each piece on the grid, so memory stays near `piece_bytes`.
     """
     session = pristine_copy(fork)
     try:
-        array = zarr.open_array(session.store, path=block.array, mode="r+")
-        pieces = plan_blocks(block.array, tuple(array.shape), unit, array.dtype.itemsize, piece_bytes, block.region)
+        steps: list[tuple[zarr.Array[Any], da.Array, Block]] = []
+        for path, source in zip(block.arrays, sources, strict=True):
+            array = zarr.open_array(session.store, path=path, mode="r+")
+            shape, itemsize = tuple(array.shape), array.dtype.itemsize
+            pieces = plan_blocks((path,), shape, unit, itemsize, piece_bytes, block.region)
+            steps.extend((array, source[relative_slices(p.region, block.region)], p) for p in pieces)
 
-        def compute(piece: Block) -> np.ndarray:
-            return np.asarray(source[relative_slices(piece.region, block.region)].compute(scheduler="sync"))
+        def compute(i: int) -> np.ndarray:
+            return np.asarray(steps[i][1].compute(scheduler="sync"))
 
         # Compute the next piece while Zarr encodes and stores this one: source and storage overlap.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="icefloe-compute") as pool:
-            upcoming = pool.submit(compute, pieces[0]) if pieces else None
-            for i, piece in enumerate(pieces):
+            upcoming = pool.submit(compute, 0) if steps else None
+            for i, (array, _, piece) in enumerate(steps):
                 assert upcoming is not None
                 values = upcoming.result()
-                upcoming = pool.submit(compute, pieces[i + 1]) if i + 1 < len(pieces) else None
+                upcoming = pool.submit(compute, i + 1) if i + 1 < len(steps) else None
                 array[piece.slices] = values
     except Exception as e:
         raise BlockWriteError(f"writing block {block.name} failed: {type(e).__name__}: {e}") from e

@@ -6,7 +6,10 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import xarray as xr
 import zarr
+
+from tasks.sources import SyntheticDataset
 
 
 def _claim(marker_dir: str, name: str, limit: int) -> bool:
@@ -56,3 +59,29 @@ def _kill_worker(x: np.ndarray, marker_dir: str, times: int, block_info: Any = N
 def killing_worker(source: da.Array, marker_dir: str, times: int) -> da.Array:
     """`source`, but computing its first chunk kills the worker process the first `times` times."""
     return source.map_blocks(_kill_worker, marker_dir, times, dtype=source.dtype)
+
+
+def synthetic(ntime: int, seed: int = 0) -> xr.Dataset:
+    """A callable source: `tests.sources:synthetic` with keywords, as a deployment would name it."""
+    return SyntheticDataset(ntime=ntime, nlat=19, nlon=36, time_chunk=24, seed=seed).open()
+
+
+def not_a_dataset() -> int:
+    return 42
+
+
+def time_must_increase(dataset: xr.Dataset) -> None:
+    """A validation hook: the time coordinate of the initialized group must be strictly increasing."""
+    if not dataset.indexes["time"].is_monotonic_increasing or not dataset.indexes["time"].is_unique:
+        raise ValueError("time is not strictly increasing")
+
+
+def netcdf_files(directory: Path, dataset: xr.Dataset, steps_per_file: int) -> list[Path]:
+    """`dataset` cut along time into NetCDF4 files of `steps_per_file` steps, named by their first step."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for start in range(0, dataset.sizes["time"], steps_per_file):
+        path = directory / f"part-{start:05d}.nc"
+        dataset.isel(time=slice(start, start + steps_per_file)).to_netcdf(path, engine="h5netcdf")
+        paths.append(path)
+    return paths

@@ -81,6 +81,7 @@ def test_commit_carries_message_and_run_metadata(repo_path: str, dask_address: s
     assert meta["bytes"] == source.nbytes
     assert len(meta["parameters_sha256"]) == 64
     assert result.parent_id == snapshot.parent_id
+    assert (result.snapshot_id, result.branch) == (snapshot.id, "main")
 
 
 def test_block_task_runs_report_to_the_flow_run(repo_path: str, dask_address: str) -> None:

@@ -1,19 +1,23 @@
 """write_dataset against icechunk.xarray.to_icechunk: same Dataset, same keywords, identical repositories."""
 
+import itertools
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import icechunk
 import pytest
 import xarray as xr
 from icechunk.xarray import to_icechunk
 
 from flows.write_dataset import write_dataset
+from tasks.errors import InvalidRequestError, ValidationHookError
 from tasks.request import WriteOptions
-from tasks.sources import SyntheticDataset
-from tests.conftest import open_repo, snapshot_count
+from tasks.sources import CallableSource, NamedSource, NetCDFSource, SyntheticDataset
+from tests.conftest import BUCKET, open_repo, snapshot_count
+from tests.sources import netcdf_files
 
 SOURCE = SyntheticDataset(ntime=72, nlat=19, nlon=36, time_chunk=24)
 ENCODING = {"t2m": {"chunks": (24, 19, 18)}, "u10": {"chunks": (24, 19, 36)}}
@@ -45,8 +49,17 @@ def test_mode_w_matches_to_icechunk(repo_path: str, dask_address: str, tmp_path:
     assert snapshot_count(repo_path) == 2
 
 
-def test_three_appends_equal_the_concatenation(repo_path: str, dask_address: str, tmp_path: Path) -> None:
-    parts = [SOURCE.time_slice(i, i + 24) for i in (0, 24, 48)]
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        pytest.param((0, 24, 48, 72), id="whole-chunks"),
+        pytest.param((0, 30, 50, 72), id="partial-chunks"),  # each append starts inside the last chunk
+    ],
+)
+def test_three_appends_equal_the_concatenation(
+    repo_path: str, dask_address: str, tmp_path: Path, bounds: tuple[int, ...]
+) -> None:
+    parts = [SOURCE.time_slice(a, b) for a, b in itertools.pairwise(bounds)]
     ours(repo_path, dask_address, parts[0], mode="w", encoding=ENCODING)
     ref = reference(tmp_path / "ref", parts[0], mode="w", encoding=ENCODING)
     for part in parts[1:]:
@@ -71,17 +84,27 @@ def test_region_writes_match_to_icechunk(repo_path: str, dask_address: str, tmp_
     update = (SOURCE.time_slice(24, 48) * 2).drop_vars(["lat", "lon"])
 
     ours(repo_path, dask_address, update, mode="r+", region=region)
-    reference(tmp_path / "ref", update, mode="r+", region=region if region == "auto" else {"time": slice(24, 48)})
+    reference(tmp_path / "ref", update, mode="r+", region=_as_slices(region))
 
     xr.testing.assert_identical(opened(repo_path), opened(ref))
     assert float(opened(repo_path).t2m.isel(time=30).mean()) > 400  # the doubled values landed
 
 
+def _as_slices(region: Any) -> Any:
+    """A region as to_icechunk takes it: slices where the flow's JSON parameters have [start, stop]."""
+    return region if region in (None, "auto") else {dim: slice(*v) for dim, v in region.items()}
+
+
 def _refusals() -> list[Any]:
     wide = SyntheticDataset(ntime=24, nlat=19, nlon=40, time_chunk=24).open()
+    text = SOURCE.time_slice(0, 24).assign(t2m=lambda d: d.t2m.astype(str))
+    update = SOURCE.time_slice(0, 24).drop_vars(["lat", "lon"])
     return [
         pytest.param({"source": SOURCE.open(), "mode": "w-"}, id="w- on an existing group"),
         pytest.param({"source": wide, "append_dim": "time"}, id="append with mismatched dims"),
+        pytest.param({"source": text, "append_dim": "time"}, id="append with mismatched dtype"),
+        pytest.param({"source": update, "mode": "r+", "region": {"time": (60, 84)}}, id="region outside the array"),
+        pytest.param({"source": update, "mode": "r+", "region": {"time": (12, 36)}}, id="region not aligned"),
         pytest.param({"source": SOURCE.open(), "mode": "a", "encoding": {"nope": {}}}, id="unknown variable"),
         pytest.param({"source": SOURCE.open(), "mode": "r+", "group": "missing"}, id="r+ on a missing group"),
     ]
@@ -97,7 +120,8 @@ def test_bad_inputs_fail_like_to_icechunk_and_change_nothing(
     kwargs = dict(kwargs)
     dataset = kwargs.pop("source")
 
-    expected = _error(lambda: reference(tmp_path / "ref", dataset, **kwargs))
+    region = _as_slices(kwargs.get("region"))
+    expected = _error(lambda: reference(tmp_path / "ref", dataset, **{**kwargs, "region": region}))
     with pytest.raises(type(expected)) as ours_error:
         ours(repo_path, dask_address, dataset, **kwargs)
 
@@ -116,3 +140,68 @@ def _error(call: Callable[[], object]) -> Exception:
     except Exception as e:
         return e
     raise AssertionError("to_icechunk accepted it")
+
+
+def test_netcdf_files_on_disk_land_like_to_icechunk(repo_path: str, dask_address: str, tmp_path: Path) -> None:
+    netcdf_files(tmp_path / "files", SOURCE.open(), steps_per_file=24)
+    source = NetCDFSource(paths=str(tmp_path / "files" / "*.nc"), concat_dim="time")
+
+    ours(repo_path, dask_address, source, mode="w", encoding=ENCODING)
+    ref = reference(tmp_path / "ref", source.open(), mode="w", encoding=ENCODING)
+
+    xr.testing.assert_identical(opened(repo_path), opened(ref))
+    xr.testing.assert_identical(opened(repo_path).drop_encoding(), SOURCE.open().compute())
+    assert snapshot_count(repo_path) == 2
+
+
+@pytest.mark.s3
+def test_netcdf_files_on_s3_are_read_through_s3fs(s3_target: str, dask_address: str, tmp_path: Path) -> None:
+    """Source files and target repository both on the loopback S3 server; endpoint and keys only in the env."""
+    prefix = s3_target.removeprefix(f"s3://{BUCKET}/")
+    client = boto3.client("s3")
+    for path in netcdf_files(tmp_path / "files", SOURCE.open(), steps_per_file=24):
+        client.upload_file(str(path), BUCKET, f"{prefix}-source/{path.name}")
+    source = NetCDFSource(paths=f"s3://{BUCKET}/{prefix}-source/part-*.nc", concat_dim="time")
+
+    ours(s3_target, dask_address, source, mode="w", encoding=ENCODING)
+
+    xr.testing.assert_identical(opened(s3_target).drop_encoding(), SOURCE.open().compute())
+    assert snapshot_count(s3_target) == 2
+
+
+def test_a_callable_source_is_named_by_its_import_path(repo_path: str, dask_address: str) -> None:
+    ours(repo_path, dask_address, CallableSource(function="tests.sources:synthetic", keywords={"ntime": 48}))
+
+    xr.testing.assert_identical(opened(repo_path), SOURCE.time_slice(0, 48).compute())
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        pytest.param(NetCDFSource(paths="/nowhere/*.nc"), "matches no file", id="source path missing"),
+        pytest.param(CallableSource(function="nowhere.mod:fn"), "cannot be imported", id="callable not importable"),
+    ],
+)
+def test_a_source_that_cannot_be_opened_changes_nothing(
+    repo_path: str, dask_address: str, source: NamedSource, message: str
+) -> None:
+    ours(repo_path, dask_address, SOURCE, mode="w", encoding=ENCODING)
+    before = open_repo(repo_path).lookup_branch("main")
+
+    with pytest.raises(InvalidRequestError, match=message):
+        ours(repo_path, dask_address, source, append_dim="time")
+
+    assert open_repo(repo_path).lookup_branch("main") == before
+
+
+def test_a_validation_hook_sees_the_initialized_group_and_can_stop_the_run(repo_path: str, dask_address: str) -> None:
+    hook = "tests.sources:time_must_increase"
+    ours(repo_path, dask_address, SOURCE.time_slice(0, 48), mode="w", encoding=ENCODING, validation_hook=hook)
+    before = open_repo(repo_path).lookup_branch("main")
+
+    with pytest.raises(ValidationHookError, match=r"refused the write .*time is not strictly increasing"):
+        ours(repo_path, dask_address, SOURCE.time_slice(24, 48), append_dim="time", validation_hook=hook)
+
+    assert open_repo(repo_path).lookup_branch("main") == before
+    ours(repo_path, dask_address, SOURCE.time_slice(48, 72), append_dim="time", validation_hook=hook)
+    xr.testing.assert_identical(opened(repo_path), SOURCE.open().compute())

@@ -24,14 +24,14 @@ def _write(fork: icechunk.ForkSession, region: tuple[slice, ...]) -> icechunk.Fo
 
 
 def test_forks_that_wrote_their_own_blocks_pass(fork: icechunk.ForkSession) -> None:
-    top, bottom = Block("x", 0, ((0, 10), (0, 20))), Block("x", 1, ((10, 20), (0, 20)))
+    top, bottom = Block(("x",), ((0, 10), (0, 20))), Block(("x",), ((10, 20), (0, 20)))
     written = [(top, _write(copy(fork), top.slices)), (bottom, _write(copy(fork), bottom.slices))]
 
     verify_forks(written, {"x": (10, 10)})
 
 
 def test_a_fork_that_wrote_outside_its_block_is_refused(fork: icechunk.ForkSession) -> None:
-    block = Block("x", 0, ((0, 10), (0, 20)))
+    block = Block(("x",), ((0, 10), (0, 20)))
     stray = _write(fork, (slice(0, 20), slice(0, 10)))
 
     with pytest.raises(OverlappingWritesError, match=r"block x\[0:10, 0:20\] wrote chunk \(1, 0\) of 'x', outside"):
@@ -41,7 +41,7 @@ def test_a_fork_that_wrote_outside_its_block_is_refused(fork: icechunk.ForkSessi
 def test_two_forks_writing_one_chunk_are_refused(fork: icechunk.ForkSession) -> None:
     a = _write(copy(fork), (slice(0, 10), slice(0, 10)))
     b = _write(copy(fork), (slice(0, 10), slice(0, 10)))
-    whole = Block("x", 0, ((0, 20), (0, 20)))
+    whole = Block(("x",), ((0, 20), (0, 20)))
 
     with pytest.raises(OverlappingWritesError, match=r"chunk \(0, 0\) of 'x' was written by blocks"):
         verify_forks([(whole, a), (whole, b)], {"x": (10, 10)})

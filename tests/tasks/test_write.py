@@ -9,7 +9,7 @@ import zarr
 
 from tasks.errors import BlockWriteError
 from tasks.plan import Block, plan_blocks
-from tasks.write import block_source, write_block
+from tasks.write import block_sources, write_block
 
 
 @pytest.fixture
@@ -22,9 +22,9 @@ def fork_with_array(tmp_path: Path) -> tuple[icechunk.Session, icechunk.ForkSess
 def test_write_block_never_changes_the_fork_it_was_given(fork_with_array: tuple) -> None:
     """A retried attempt starts from the same pristine fork, so it cannot see what a failed attempt wrote."""
     _, fork = fork_with_array
-    block = Block("x", 0, ((0, 20), (0, 40)))
+    block = Block(("x",), ((0, 20), (0, 40)))
 
-    written = write_block(fork, block, (10, 10), da.ones((20, 40), chunks=10), piece_bytes=800)
+    written = write_block(fork, block, (10, 10), (da.ones((20, 40), chunks=10),), piece_bytes=800)
 
     assert fork.status().updated_chunks == {}
     assert sorted(map(tuple, written.status().updated_chunks["/x"])) == [(i, j) for i in range(2) for j in range(4)]
@@ -34,8 +34,8 @@ def test_written_fork_merges_into_the_session(fork_with_array: tuple) -> None:
     session, fork = fork_with_array
     source = da.from_array(np.arange(1600.0).reshape(40, 40), chunks=(13, 40))
     forks = [
-        write_block(fork, b, (10, 10), block_source(source, ((0, 40), (0, 40)), b), piece_bytes=800)
-        for b in plan_blocks("x", (40, 40), (10, 10), 8, 3200)
+        write_block(fork, b, (10, 10), block_sources([source], ((0, 40), (0, 40)), b), piece_bytes=800)
+        for b in plan_blocks(("x",), (40, 40), (10, 10), 8, 3200)
     ]
 
     session.merge(*(pickle.loads(pickle.dumps(f)) for f in forks))
@@ -45,13 +45,30 @@ def test_written_fork_merges_into_the_session(fork_with_array: tuple) -> None:
 
 def test_block_source_carries_only_the_blocks_part_of_the_graph() -> None:
     source = da.random.default_rng(0).random((1000, 1000), chunks=(10, 10)) + 1
-    block = Block("x", 0, ((0, 20), (0, 20)))
+    block = Block(("x",), ((0, 20), (0, 20)))
 
-    piece = block_source(source, ((0, 1000), (0, 1000)), block)
+    (piece,) = block_sources([source], ((0, 1000), (0, 1000)), block)
 
     assert len(source.__dask_graph__()) > 10_000
     assert len(piece.__dask_graph__()) < 20  # four source chunks and their +1
     np.testing.assert_array_equal(piece.compute(), source[:20, :20].compute())
+
+
+def test_one_block_writes_every_array_of_its_region(fork_with_array: tuple) -> None:
+    session, fork = fork_with_array
+    zarr.open_group(session.store, mode="a").create_array("y", shape=(40, 40), chunks=(10, 10), dtype="i4")
+    fork = session.fork()
+    x = da.from_array(np.arange(1600.0).reshape(40, 40), chunks=(13, 40))
+    y = da.from_array(np.arange(1600, dtype="i4").reshape(40, 40), chunks=(40, 7))
+    block = Block(("x", "y"), ((10, 35), (0, 40)))  # 35: a region may stop inside a chunk
+
+    written = write_block(fork, block, (10, 10), block_sources([x, y], ((0, 40), (0, 40)), block), piece_bytes=800)
+
+    session.merge(written)
+    np.testing.assert_array_equal(zarr.open_array(session.store, path="x")[10:35], x[10:35].compute())
+    np.testing.assert_array_equal(zarr.open_array(session.store, path="y")[10:35], y[10:35].compute())
+    assert zarr.open_array(session.store, path="y")[35:].max() == 0  # the rest of the partial chunk kept
+    assert set(written.status().updated_chunks) == {"/x", "/y"}
 
 
 def test_a_failing_source_names_the_block(fork_with_array: tuple) -> None:
@@ -59,7 +76,7 @@ def test_a_failing_source_names_the_block(fork_with_array: tuple) -> None:
     broken = da.from_delayed(_raise(), shape=(10, 10), dtype="f8")
 
     with pytest.raises(BlockWriteError, match=r"writing block x\[0:10, 0:10\] failed: OSError: disk on fire"):
-        write_block(fork, Block("x", 0, ((0, 10), (0, 10))), (10, 10), broken, piece_bytes=800)
+        write_block(fork, Block(("x",), ((0, 10), (0, 10))), (10, 10), (broken,), piece_bytes=800)
 
 
 def _raise() -> object:

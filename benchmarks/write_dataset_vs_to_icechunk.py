@@ -1,0 +1,104 @@
+"""icefloe's `write_dataset` against raw `icechunk.xarray.to_icechunk`, same Dataset, cluster, chunks and disk, one run.
+
+    uv run python -m benchmarks.write_dataset_vs_to_icechunk --gib 2
+
+The last line is the ratio of throughputs icefloe/raw; both paths run `--repeat` times, alternating, alternating who
+goes first, and the best run of each counts (the machine's noise only ever slows a run down).
+"""
+
+import argparse
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import icechunk
+import icechunk.xarray
+from distributed import Client, LocalCluster
+
+from flows.prefect_api import running_prefect_api
+from flows.write_dataset import write_dataset
+from tasks.request import WriteOptions
+from tasks.sources import SyntheticDataset
+
+NLAT, NLON = 721, 1440  # a quarter-degree global grid
+VARIABLES = ("t2m", "u10")
+TIME_CHUNK = 8  # dask chunk along time: a multiple of the Zarr one, so that to_icechunk's safe_chunks passes
+ZARR_CHUNKS = (8, 361, 720)  # about 8 MiB of float32 per chunk
+ENCODING: dict[str, dict[str, Any]] = {name: {"chunks": ZARR_CHUNKS} for name in VARIABLES}
+
+
+def source_model(gib: float) -> SyntheticDataset:
+    """A synthetic float32 (time, lat, lon) dataset of at least `gib` GiB, whole dask chunks along time."""
+    step_bytes = 4 * NLAT * NLON * len(VARIABLES)
+    ntime = max(TIME_CHUNK, math.ceil(gib * 2**30 / step_bytes / TIME_CHUNK) * TIME_CHUNK)
+    return SyntheticDataset(ntime=ntime, nlat=NLAT, nlon=NLON, variables=VARIABLES, time_chunk=TIME_CHUNK)
+
+
+def raw_to_icechunk(path: Path, model: SyntheticDataset, client: Client) -> None:
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
+    session = repo.writable_session("main")
+    with client.as_current():
+        icechunk.xarray.to_icechunk(model.open(), session, mode="w", encoding=ENCODING)
+    session.commit("raw to_icechunk")
+
+
+def icefloe_write_dataset(path: Path, model: SyntheticDataset, address: str) -> None:
+    options = WriteOptions(dask_address=address)
+    write_dataset(repo=str(path), source=model, mode="w", encoding=ENCODING, options=options)
+
+
+def timed(run: Callable[[Path], None], workdir: Path) -> float:
+    target = Path(tempfile.mkdtemp(dir=workdir))
+    os.sync()  # start each run with no dirty pages left by the one before
+    started = time.perf_counter()
+    run(target)
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(target)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gib", type=float, default=2.0, help="source size in GiB (default 2)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each path (default 2)")
+    parser.add_argument("--workdir", type=Path, default=Path("data/bench"), help="where the repositories go")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    model = source_model(args.gib)
+    dataset = model.open()
+    nbytes = sum(dataset[name].nbytes for name in VARIABLES)
+    shape = dataset[VARIABLES[0]].shape
+    print(
+        f"source: {len(VARIABLES)} x {shape} float32, {nbytes / 2**30:.2f} GiB, "
+        f"dask chunks {(TIME_CHUNK, NLAT, NLON)}, zarr chunks {ZARR_CHUNKS}"
+    )
+    with (
+        running_prefect_api(),
+        LocalCluster(dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        threads = sum(w["nthreads"] for w in cluster.scheduler_info["workers"].values())
+        print(f"cluster: {len(cluster.workers)} workers, {threads} threads")
+        runs = {
+            "raw": lambda p: raw_to_icechunk(p, model, client),
+            "ours": lambda p: icefloe_write_dataset(p, model, cluster.scheduler_address),
+        }
+        times: dict[str, list[float]] = {"raw": [], "ours": []}
+        for i in range(args.repeat):
+            for name in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):  # alternate who goes first
+                times[name].append(timed(runs[name], args.workdir))
+    raw, ours = times["raw"], times["ours"]
+    raw_mbs, our_mbs = nbytes / 1e6 / min(raw), nbytes / 1e6 / min(ours)
+    print(f"raw to_icechunk:       {' '.join(f'{t:.2f}s' for t in raw)} -> best {raw_mbs:.0f} MB/s")
+    print(f"icefloe write_dataset: {' '.join(f'{t:.2f}s' for t in ours)} -> best {our_mbs:.0f} MB/s")
+    print(f"ratio icefloe/raw = {our_mbs / raw_mbs:.3f}")
+
+
+if __name__ == "__main__":
+    main()
