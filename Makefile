@@ -20,3 +20,4 @@ test: setup
 
 bench: setup
 	$(UV) run python -m benchmarks.store_array_vs_store_dask --gib 2
+	$(UV) run python -m benchmarks.write_dataset_vs_to_icechunk --gib 2

@@ -7,11 +7,6 @@ goes first, and the best run of each counts (the machine's noise only ever slows
 """
 
 import argparse
-import os
-import shutil
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import dask.array as da
@@ -21,6 +16,7 @@ import numpy as np
 import zarr
 from distributed import Client, LocalCluster
 
+from benchmarks.timing import compare, report
 from flows.prefect_api import running_prefect_api
 from flows.store_array import store_array
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
@@ -55,16 +51,6 @@ def icefloe_store_array(path: Path, source: da.Array, address: str, block_bytes:
     store_array(repo=str(path), writes=[ArrayWrite(source=source, target=spec)], options=options)
 
 
-def timed(run: Callable[[Path], None], workdir: Path) -> float:
-    target = Path(tempfile.mkdtemp(dir=workdir))
-    os.sync()  # start each run with no dirty pages left by the one before
-    started = time.perf_counter()
-    run(target)
-    elapsed = time.perf_counter() - started
-    shutil.rmtree(target)
-    return elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gib", type=float, default=2.0, help="source size in GiB (default 2)")
@@ -85,19 +71,13 @@ def main() -> None:
     ):
         threads = sum(w["nthreads"] for w in cluster.scheduler_info["workers"].values())
         print(f"cluster: {len(cluster.workers)} workers, {threads} threads")
-        runs = {
-            "raw": lambda p: raw_store_dask(p, source, client),
-            "ours": lambda p: icefloe_store_array(p, source, cluster.scheduler_address, block_bytes),
-        }
-        times: dict[str, list[float]] = {"raw": [], "ours": []}
-        for i in range(args.repeat):
-            for name in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):  # alternate who goes first
-                times[name].append(timed(runs[name], args.workdir))
-    raw, ours = times["raw"], times["ours"]
-    raw_mbs, our_mbs = nbytes / 1e6 / min(raw), nbytes / 1e6 / min(ours)
-    print(f"raw store_dask:      {' '.join(f'{t:.2f}s' for t in raw)} -> best {raw_mbs:.0f} MB/s")
-    print(f"icefloe store_array: {' '.join(f'{t:.2f}s' for t in ours)} -> best {our_mbs:.0f} MB/s")
-    print(f"ratio icefloe/raw = {our_mbs / raw_mbs:.3f}")
+        times = compare(
+            raw=lambda p: raw_store_dask(p, source, client),
+            ours=lambda p: icefloe_store_array(p, source, cluster.scheduler_address, block_bytes),
+            repeat=args.repeat,
+            workdir=args.workdir,
+        )
+    report(times, nbytes, "raw store_dask", "icefloe store_array")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,6 @@ goes first, and the best run of each counts (the machine's noise only ever slows
 
 import argparse
 import math
-import os
-import shutil
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +15,7 @@ import icechunk
 import icechunk.xarray
 from distributed import Client, LocalCluster
 
+from benchmarks.timing import compare, report
 from flows.prefect_api import running_prefect_api
 from flows.write_dataset import write_dataset
 from tasks.request import WriteOptions
@@ -52,16 +48,6 @@ def icefloe_write_dataset(path: Path, model: SyntheticDataset, address: str) -> 
     write_dataset(repo=str(path), source=model, mode="w", encoding=ENCODING, options=options)
 
 
-def timed(run: Callable[[Path], None], workdir: Path) -> float:
-    target = Path(tempfile.mkdtemp(dir=workdir))
-    os.sync()  # start each run with no dirty pages left by the one before
-    started = time.perf_counter()
-    run(target)
-    elapsed = time.perf_counter() - started
-    shutil.rmtree(target)
-    return elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gib", type=float, default=2.0, help="source size in GiB (default 2)")
@@ -85,19 +71,13 @@ def main() -> None:
     ):
         threads = sum(w["nthreads"] for w in cluster.scheduler_info["workers"].values())
         print(f"cluster: {len(cluster.workers)} workers, {threads} threads")
-        runs = {
-            "raw": lambda p: raw_to_icechunk(p, model, client),
-            "ours": lambda p: icefloe_write_dataset(p, model, cluster.scheduler_address),
-        }
-        times: dict[str, list[float]] = {"raw": [], "ours": []}
-        for i in range(args.repeat):
-            for name in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):  # alternate who goes first
-                times[name].append(timed(runs[name], args.workdir))
-    raw, ours = times["raw"], times["ours"]
-    raw_mbs, our_mbs = nbytes / 1e6 / min(raw), nbytes / 1e6 / min(ours)
-    print(f"raw to_icechunk:       {' '.join(f'{t:.2f}s' for t in raw)} -> best {raw_mbs:.0f} MB/s")
-    print(f"icefloe write_dataset: {' '.join(f'{t:.2f}s' for t in ours)} -> best {our_mbs:.0f} MB/s")
-    print(f"ratio icefloe/raw = {our_mbs / raw_mbs:.3f}")
+        times = compare(
+            raw=lambda p: raw_to_icechunk(p, model, client),
+            ours=lambda p: icefloe_write_dataset(p, model, cluster.scheduler_address),
+            repeat=args.repeat,
+            workdir=args.workdir,
+        )
+    report(times, nbytes, "raw to_icechunk", "icefloe write_dataset")
 
 
 if __name__ == "__main__":

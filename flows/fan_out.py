@@ -10,7 +10,7 @@ asset context, runs through Prefect's own `run_task_sync` on the worker (states,
 from typing import Any
 from uuid import UUID, uuid4
 
-from distributed import KilledWorker
+from distributed import KilledWorker, as_completed
 from icechunk import ForkSession
 from prefect import Task, get_run_logger
 from prefect.client.orchestration import get_client
@@ -21,6 +21,7 @@ from prefect.task_engine import run_task_sync
 from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
+from flows.progress import block_progress
 from tasks.block_task import write_block_task
 from tasks.errors import BlockWriteError
 from tasks.plan import Block
@@ -69,26 +70,34 @@ def write_blocks(
     )
     logger = get_run_logger()
 
-    def submit(batch: list[BlockJob]) -> list[PrefectDaskFuture[ForkSession]]:
-        return submit_many(runner, task, [_params(fork, job, options) for job in batch])
+    submitted: dict[Any, tuple[BlockJob, PrefectDaskFuture[ForkSession], int]] = {}  # by Dask key
+    finished = as_completed(loop=runner.client.loop)
+
+    def submit(batch: list[BlockJob], resubmits: int) -> None:
+        futures = submit_many(runner, task, [_params(fork, job, options) for job in batch])
+        for job, future in zip(batch, futures, strict=True):
+            submitted[future.wrapped_future.key] = (job, future, resubmits)
+            finished.add(future.wrapped_future)
 
     written: list[tuple[Block, ForkSession]] = []
     failures: list[str] = []
-    pending = [(job, future, 0) for job, future in zip(jobs, submit(jobs), strict=True)]
-    while pending:
-        (job, future, resubmits), *pending = pending
-        try:
-            written.append((job.block, future.result()))
-        except KilledWorker as e:
-            # Dask gave up on the task after its workers died: Prefect's retries never ran.
-            mark_crashed(future.task_run_id, f"worker lost: {e}")
-            if resubmits >= options.retries:
+    with block_progress(len(jobs)) as progress:
+        submit(jobs, 0)
+        for done in finished:
+            job, future, resubmits = submitted.pop(done.key)
+            try:
+                written.append((job.block, future.result()))
+            except KilledWorker as e:
+                # Dask gave up on the task after its workers died: Prefect's retries never ran.
+                mark_crashed(future.task_run_id, f"worker lost: {e}")
+                if resubmits < options.retries:
+                    logger.warning("block %s lost with its worker; submitting it again", job.block.name)
+                    submit([job], resubmits + 1)
+                    continue
                 failures.append(f"{job.block.name}: {e}")
-                continue
-            logger.warning("block %s lost with its worker; submitting it again", job.block.name)
-            pending.append((job, submit([job])[0], resubmits + 1))
-        except Exception as e:
-            failures.append(f"{job.block.name}: {e}")
+            except Exception as e:
+                failures.append(f"{job.block.name}: {e}")
+            progress.advance()
     if failures:
         raise BlockWriteError(
             f"{len(failures)} of {len(jobs)} blocks failed after retries; nothing was committed. "

@@ -25,19 +25,40 @@ class BlockJob:
     sources: tuple[da.Array, ...]
 
 
-def plan_jobs(resolved: list[ResolvedWrite], block_bytes: int) -> list[BlockJob]:
-    """Blocks of about `block_bytes`; writes that share shape, grid and region (a Dataset's variables with the same
-    dimensions) share blocks, so one task reads one region of the source once for all of them."""
+@dataclass(frozen=True)
+class WriteGroup:
+    """Writes blocked together: same shape, grid and region. `itemsize` counts one element of every array."""
+
+    arrays: tuple[str, ...]
+    shape: tuple[int, ...]
+    unit: tuple[int, ...]
+    itemsize: int
+    region: Region
+    writes: list[ResolvedWrite]
+
+    def blocks(self, block_bytes: int) -> list[Block]:
+        return plan_blocks(self.arrays, self.shape, self.unit, self.itemsize, block_bytes, self.region)
+
+
+def group_writes(resolved: list[ResolvedWrite]) -> list[WriteGroup]:
+    """Writes that share shape, grid and region (a Dataset's variables with the same dimensions) share blocks, so
+    one task reads one region of the source once for all of them."""
     groups: dict[tuple[tuple[int, ...], tuple[int, ...], Region], list[ResolvedWrite]] = {}
     for r in resolved:
         groups.setdefault((r.shape, r.unit, r.region), []).append(r)
-    jobs = []
-    for (shape, unit, region), group in groups.items():
-        arrays = tuple(r.path for r in group)
-        itemsize = sum(r.dtype.itemsize for r in group)
-        for block in plan_blocks(arrays, shape, unit, itemsize, block_bytes, region):
-            jobs.append(BlockJob(block, unit, block_sources([r.write.source for r in group], region, block)))
-    return jobs
+    return [
+        WriteGroup(tuple(r.path for r in group), shape, unit, sum(r.dtype.itemsize for r in group), region, group)
+        for (shape, unit, region), group in groups.items()
+    ]
+
+
+def plan_jobs(resolved: list[ResolvedWrite], block_bytes: int) -> list[BlockJob]:
+    """Blocks of about `block_bytes` (all arrays of a group counted), each with its culled slice of every source."""
+    return [
+        BlockJob(block, group.unit, block_sources([r.write.source for r in group.writes], group.region, block))
+        for group in group_writes(resolved)
+        for block in group.blocks(block_bytes)
+    ]
 
 
 def block_sources(sources: list[da.Array], write_region: Region, block: Block) -> tuple[da.Array, ...]:
