@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 terminal_bar: ContextVar[bool] = ContextVar("icefloe_terminal_bar", default=False)
@@ -38,5 +39,5 @@ def block_progress(total: int) -> Iterator[BlockProgress]:
         yield BlockProgress(total, None)
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, transient=False) as bar:
+    with Progress(*columns, console=Console(stderr=True)) as bar:  # stdout is for results
         yield BlockProgress(total, bar)

@@ -1,11 +1,16 @@
 """The `icefloe` command: demo, write (and --dry-run), history, --help, and its errors."""
 
+import re
 from pathlib import Path
+from uuid import UUID
 
+import httpx
 import pytest
 import xarray as xr
+from prefect.settings import PREFECT_API_URL
 
 from flows.cli import demo_source, main, parse_source
+from tasks.sources import SyntheticDataset
 from tests.conftest import open_repo, snapshot_count
 from tests.sources import netcdf_files
 
@@ -26,10 +31,11 @@ def test_demo_writes_a_dataset_that_reads_back_identical(tmp_path: Path, capsys:
     assert "see the run: http://" in out  # the test's Prefect API keeps the run
 
 
-def test_write_and_history(tmp_path: Path, dask_address: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from tasks.sources import SyntheticDataset
-
-    netcdf_files(tmp_path / "files", SyntheticDataset(ntime=48, nlat=19, nlon=36).open(), steps_per_file=12)
+def test_write_shows_progress_then_history_shows_the_run(
+    tmp_path: Path, dask_address: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ICEFLOE_PROGRESS", "1")  # a bar, as on a terminal
+    netcdf_files(tmp_path / "files", SyntheticDataset(ntime=48, nlat=181, nlon=360).open(), steps_per_file=12)
     target = str(tmp_path / "repo")
     common = ["--dask-address", dask_address, "--concat-dim", "time", "--block-mib", "1"]
 
@@ -37,9 +43,16 @@ def test_write_and_history(tmp_path: Path, dask_address: str, capsys: pytest.Cap
     assert code == 0
     assert main(["history", target]) == 0
 
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     tip = open_repo(target).lookup_branch("main")
     assert f"snapshot {tip} on {target}" in out
+    assert "in 4 blocks" in out
+    assert re.search(r"writing blocks .* 4/4", err)
+    run_id = UUID(re.findall(r"/runs/flow-run/([0-9a-f-]{36})", out)[0])
+    body = {"artifacts": {"flow_run_id": {"any_": [str(run_id)]}, "type": {"any_": ["progress"]}}}
+    response = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json={**body, "limit": 10, "offset": 0})
+    artifacts = response.raise_for_status().json()
+    assert [a["data"] for a in artifacts] == [100.0]  # the UI shows the blocks written
     history = out[out.index(f"{tip}  ") :]
     assert "first load" in history
     assert "flow_name=write-dataset" in history

@@ -71,6 +71,35 @@ def test_three_appends_equal_the_concatenation(
     assert snapshot_count(repo_path) == 4
 
 
+def _modes() -> list[Any]:
+    more = SOURCE.open().assign(v10=lambda d: d.u10 * 2)
+    later = SyntheticDataset(ntime=96, nlat=19, nlon=36, time_chunk=24).time_slice(72, 96)
+    return [
+        pytest.param(None, {"source": SOURCE.open(), "mode": "w-", "group": "new"}, id="w- on a new group"),
+        pytest.param("w", {"source": more, "mode": "a"}, id="a adds a variable"),
+        pytest.param("w", {"source": later, "mode": "a-", "append_dim": "time"}, id="a- appends"),
+        pytest.param("w", {"source": SOURCE.open() * 2, "mode": "r+"}, id="r+ rewrites values"),
+    ]
+
+
+@pytest.mark.parametrize(("first", "kwargs"), _modes())
+def test_every_mode_matches_to_icechunk(
+    repo_path: str, dask_address: str, tmp_path: Path, first: str | None, kwargs: dict[str, Any]
+) -> None:
+    kwargs = dict(kwargs)
+    dataset = kwargs.pop("source")
+    if first is not None:
+        ours(repo_path, dask_address, SOURCE, mode=first, encoding=ENCODING)
+        reference(tmp_path / "ref", SOURCE.open(), mode=first, encoding=ENCODING)
+
+    ours(repo_path, dask_address, dataset, **kwargs)
+    ref = reference(tmp_path / "ref", dataset, **kwargs)
+
+    group = kwargs.get("group")
+    xr.testing.assert_identical(opened(repo_path, group), opened(ref, group))
+    assert snapshot_count(repo_path) == (2 if first is None else 3)
+
+
 @pytest.mark.parametrize(
     "region",
     [
