@@ -21,6 +21,8 @@ def running_prefect_api() -> Iterator[str]:
     if configured:
         yield configured
         return
+    # A temporary server need not phone home (and cannot, on a machine without outside network).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server = SubprocessASGIServer()
     server.start(timeout=120)  # a first start migrates the database: slow on a small machine
     previous = os.environ.get("PREFECT_API_URL")
