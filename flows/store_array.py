@@ -6,6 +6,7 @@ import zarr
 from prefect import flow
 
 from flows.pipeline import write_and_commit
+from flows.target_lock import target_lock
 from tasks.arrays import initialize_arrays, resolve_writes
 from tasks.commit import CommitResult
 from tasks.request import ArrayWrite, WriteOptions
@@ -26,11 +27,12 @@ def store_array(
     commit that carries the run's metadata. Nothing is committed unless every block was written.
     """
     started = time.perf_counter()
-    repository = open_repository(repo)
-    parent_id = check_branch(repository, branch)
-    session = repository.writable_session(branch)
-    group = zarr.open_group(session.store, mode="a")
-    resolved = resolve_writes(group, writes)
-    initialize_arrays(group, resolved)
-    default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
-    return write_and_commit(session, resolved, options, message or default_message, parent_id, started)
+    with target_lock(repo, branch):
+        repository = open_repository(repo)
+        parent_id = check_branch(repository, branch)
+        session = repository.writable_session(branch)
+        group = zarr.open_group(session.store, mode="a")
+        resolved = resolve_writes(group, writes)
+        initialize_arrays(group, resolved)
+        default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
+        return write_and_commit(session, resolved, options, message or default_message, parent_id, started)

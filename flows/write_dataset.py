@@ -5,11 +5,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import icechunk
+import xarray as xr
 import zarr
 from icechunk import Session
 from prefect import flow
 
 from flows.pipeline import write_and_commit
+from flows.target_lock import target_lock
 from tasks.arrays import ResolvedWrite, resolve_writes
 from tasks.commit import CommitResult
 from tasks.dataset import WriteMode, initialize_dataset, run_validation
@@ -27,18 +29,19 @@ def _region(region: RegionParameter) -> Any:
     return {dim: v if v == "auto" else slice(*v) for dim, v in region.items()}
 
 
-@dataclass
-class PreparedWrite:
-    """A Dataset initialized in a writable session (never committed here) and its lazy variables, checked."""
+def open_target(repo: str, branch: str, *, create: bool = True) -> tuple[Session, str | None]:
+    """A writable session on `branch` and its tip. With `create=False` a missing repository is not created: the
+    session belongs to an empty in-memory one (tip None), so a dry run leaves no trace."""
+    if not create and not icechunk.Repository.exists(repository_storage(repo)):
+        return icechunk.Repository.create(icechunk.in_memory_storage()).writable_session(branch), None
+    repository = open_repository(repo) if create else icechunk.Repository.open(repository_storage(repo))
+    parent_id = check_branch(repository, branch)
+    return repository.writable_session(branch), parent_id
 
-    session: Session
-    parent_id: str | None
-    resolved: list[ResolvedWrite]
 
-
-def prepare_write(
-    repo: str,
-    source: DatasetSource,
+def initialize(
+    session: Session,
+    dataset: xr.Dataset,
     *,
     group: str | None = None,
     mode: WriteMode | None = None,
@@ -47,22 +50,12 @@ def prepare_write(
     encoding: dict[str, dict[str, Any]] | None = None,
     safe_chunks: bool = True,
     align_chunks: bool = False,
-    branch: str = "main",
     validation_hook: str | None = None,
-    create: bool = True,
-) -> PreparedWrite:
-    """Open the source, initialize it in a writable session of the target and check its lazy variables.
+) -> list[ResolvedWrite]:
+    """Initialize `dataset` in the session as to_zarr would, run the hook, and check the lazy variables' writes.
 
-    Every refusal happens here, before any chunk is written. With `create=False` a missing target is not created:
-    the write is prepared against an empty in-memory repository (a dry run leaves no trace).
+    Every refusal happens here, before any chunk of a lazy variable is written.
     """
-    dataset = open_source(source)  # a bad source fails before the target is even opened
-    if create or icechunk.Repository.exists(repository_storage(repo)):
-        repository = open_repository(repo) if create else icechunk.Repository.open(repository_storage(repo))
-        parent_id: str | None = check_branch(repository, branch)
-    else:
-        repository, parent_id = icechunk.Repository.create(icechunk.in_memory_storage()), None
-    session = repository.writable_session(branch)
     writes = initialize_dataset(
         session.store,
         dataset,
@@ -78,8 +71,25 @@ def prepare_write(
         run_validation(validation_hook, session.store, group)
     group_node = zarr.open_group(session.store, mode="r")
     # xarray has checked the alignment already, as safe_chunks asks; our blocks keep every chunk in one block
-    resolved = resolve_writes(group_node, writes, partial_edge_chunks=True) if writes else []
-    return PreparedWrite(session, parent_id, resolved)
+    return resolve_writes(group_node, writes, partial_edge_chunks=True) if writes else []
+
+
+@dataclass
+class PreparedWrite:
+    """A Dataset initialized in a writable session (never committed here) and its lazy variables, checked."""
+
+    session: Session
+    parent_id: str | None
+    resolved: list[ResolvedWrite]
+
+
+def prepare_write(
+    repo: str, source: DatasetSource, *, branch: str = "main", create: bool = True, **keywords: Any
+) -> PreparedWrite:
+    """Open the source (a bad one fails before the target is even opened), then the target, then `initialize`."""
+    dataset = open_source(source)
+    session, parent_id = open_target(repo, branch, create=create)
+    return PreparedWrite(session, parent_id, initialize(session, dataset, **keywords))
 
 
 @flow(name="write-dataset")
@@ -98,28 +108,45 @@ def write_dataset(
     validation_hook: str | None = None,
     options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
 ) -> CommitResult:
-    """Write `source` into `repo` like `to_icechunk` / `Dataset.to_zarr` (same keywords, same errors): metadata and
-    in-memory variables first, then the lazy variables block by block, then ONE commit.
+    """Write a dataset into an Icechunk repository like `Dataset.to_zarr` / icechunk's `to_icechunk`: same
+    keywords, same errors; metadata and in-memory variables first, then the lazy variables block by block on Dask,
+    then ONE commit. Nothing is committed unless everything was written.
 
-    `validation_hook` names a function (package.module:function) called with the initialized, uncommitted group
-    as a Dataset before any block is written; if it raises, nothing is committed.
+    Args:
+        repo: Target repository: a local path or s3://bucket/prefix (S3 endpoint and keys from the environment).
+        source: What to write: NetCDF files, a Zarr store, an Icechunk repository, a Python function or the
+            synthetic dataset (its "kind" says which).
+        group: Group inside the repository; default: the root.
+        mode: As in to_zarr: w (overwrite), w- (create, fail if it exists), a (append or add variables),
+            a- (append only variables that have append_dim), r+ (change values only). Default: w-, or a with
+            append_dim, or r+ with region.
+        append_dim: Dimension to append along (e.g. time).
+        region: Region to write, per dimension [start, stop] or "auto"; or "auto" for every dimension.
+        encoding: Per variable Zarr encoding: chunks, shards, compressors, dtype, fill_value.
+        safe_chunks: Refuse writes whose Dask chunks would share a Zarr chunk (as to_zarr does).
+        align_chunks: Rechunk the source to the Zarr chunks first (as to_zarr does).
+        branch: Branch to commit to.
+        message: Commit message; default: says what was written.
+        validation_hook: package.module:function called with the initialized, uncommitted group as a Dataset
+            before any block is written; if it raises, nothing is committed.
+        options: Block size, retries, commit rebases and the Dask cluster.
     """
     started = time.perf_counter()
-    prepared = prepare_write(
-        repo,
-        source,
-        group=group,
-        mode=mode,
-        append_dim=append_dim,
-        region=region,
-        encoding=encoding,
-        safe_chunks=safe_chunks,
-        align_chunks=align_chunks,
-        branch=branch,
-        validation_hook=validation_hook,
-    )
-    assert prepared.parent_id is not None
-    default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
-    return write_and_commit(
-        prepared.session, prepared.resolved, options, message or default_message, prepared.parent_id, started
-    )
+    dataset = open_source(source)  # a bad source fails before the target is even opened
+    with target_lock(repo, branch):
+        session, parent_id = open_target(repo, branch)
+        assert parent_id is not None
+        resolved = initialize(
+            session,
+            dataset,
+            group=group,
+            mode=mode,
+            append_dim=append_dim,
+            region=region,
+            encoding=encoding,
+            safe_chunks=safe_chunks,
+            align_chunks=align_chunks,
+            validation_hook=validation_hook,
+        )
+        default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
+        return write_and_commit(session, resolved, options, message or default_message, parent_id, started)

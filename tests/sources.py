@@ -85,3 +85,9 @@ def netcdf_files(directory: Path, dataset: xr.Dataset, steps_per_file: int) -> l
         dataset.isel(time=slice(start, start + steps_per_file)).to_netcdf(path, engine="h5netcdf")
         paths.append(path)
     return paths
+
+
+def steps(start: int, stop: int, scale: float = 1.0) -> xr.Dataset:
+    """Steps [start, stop) of one synthetic series (a callable source); `scale` makes a "corrected" version."""
+    dataset = SyntheticDataset(ntime=96, nlat=19, nlon=36, time_chunk=24).time_slice(start, stop)
+    return dataset if scale == 1.0 else dataset.assign({name: dataset[name] * scale for name in dataset.data_vars})

@@ -1,0 +1,80 @@
+"""ingest and backfill: only new steps appended, reruns commit nothing, overlaps refused or rewritten in place."""
+
+from typing import Any
+
+import pytest
+import xarray as xr
+
+from flows.ingest import backfill, ingest
+from tasks.errors import InvalidRequestError
+from tasks.request import WriteOptions
+from tasks.sources import CallableSource
+from tests.conftest import open_repo, snapshot_count
+from tests.sources import steps
+
+ENCODING = {"t2m": {"chunks": (24, 19, 36)}, "u10": {"chunks": (24, 19, 36)}}
+
+
+def source(start: int, stop: int, scale: float = 1.0) -> CallableSource:
+    return CallableSource(function="tests.sources:steps", keywords={"start": start, "stop": stop, "scale": scale})
+
+
+def options(dask_address: str) -> WriteOptions:
+    return WriteOptions(dask_address=dask_address, block_bytes=20_000, retry_delay_seconds=0)
+
+
+def opened(repo: str) -> xr.Dataset:
+    return xr.open_zarr(open_repo(repo).readonly_session("main").store, consolidated=False).compute()
+
+
+def test_ingest_appends_only_new_steps_and_a_rerun_commits_nothing(repo_path: str, dask_address: str) -> None:
+    kwargs: dict[str, Any] = {"repo": repo_path, "encoding": ENCODING, "options": options(dask_address)}
+    first = ingest(source=source(0, 30), **kwargs)  # creates the group; 30: the last chunk is partial
+    second = ingest(source=source(0, 50), overlap="skip", **kwargs)
+    again = ingest(source=source(0, 50), overlap="skip", **kwargs)
+
+    assert first is not None
+    assert second is not None
+    assert again is None
+    assert snapshot_count(repo_path) == 3  # the rerun made no commit
+    xr.testing.assert_identical(opened(repo_path), steps(0, 50).compute())
+
+
+def test_steps_the_target_holds_are_refused_by_default(repo_path: str, dask_address: str) -> None:
+    ingest(repo=repo_path, source=source(0, 24), encoding=ENCODING, options=options(dask_address))
+    before = open_repo(repo_path).lookup_branch("main")
+
+    with pytest.raises(InvalidRequestError, match="already holds 4 steps"):
+        ingest(repo=repo_path, source=source(20, 48), options=options(dask_address))
+
+    assert open_repo(repo_path).lookup_branch("main") == before
+
+
+def test_rewrite_replaces_held_steps_in_place_and_appends_the_rest_in_one_commit(
+    repo_path: str, dask_address: str
+) -> None:
+    ingest(repo=repo_path, source=source(0, 40), encoding=ENCODING, options=options(dask_address))
+
+    ingest(repo=repo_path, source=source(30, 60, scale=2), overlap="rewrite", options=options(dask_address))
+
+    expected = xr.concat([steps(0, 30), steps(30, 60, scale=2)], dim="time").compute()
+    xr.testing.assert_identical(opened(repo_path), expected)
+    assert snapshot_count(repo_path) == 3
+
+
+def test_backfill_rewrites_a_time_range_in_place(repo_path: str, dask_address: str) -> None:
+    ingest(repo=repo_path, source=source(0, 72), encoding=ENCODING, options=options(dask_address))
+    times = steps(0, 72).indexes["time"]
+
+    result = backfill(
+        repo=repo_path,
+        source=source(0, 72, scale=2),
+        start=str(times[24]),
+        end=str(times[47]),
+        options=options(dask_address),
+    )
+
+    assert result is not None
+    expected = xr.concat([steps(0, 24), steps(24, 48, scale=2), steps(48, 72)], dim="time").compute()
+    xr.testing.assert_identical(opened(repo_path), expected)
+    assert snapshot_count(repo_path) == 3
