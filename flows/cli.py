@@ -8,6 +8,7 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -188,6 +189,20 @@ def history(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    from deployments.serve import IngestSchedule, serve_deployments  # imports every flow: only when serving
+
+    schedule = None
+    if args.ingest_parameters:
+        text = args.ingest_parameters
+        parameters = json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+        schedule = IngestSchedule(parameters, cron=args.ingest_cron, interval_seconds=args.ingest_interval)
+    elif args.ingest_cron or args.ingest_interval:
+        raise argparse.ArgumentTypeError("an ingest schedule needs --ingest-parameters (repo, source, ...)")
+    serve_deployments(schedule)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icefloe", description="Parallel, atomic writes into Icechunk with Prefect")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -232,6 +247,25 @@ def _parser() -> argparse.ArgumentParser:
     history_parser.add_argument("--branch", default="main", help="branch (default main)")
     history_parser.add_argument("--limit", type=int, default=20, help="snapshots to show (default 20)")
     history_parser.set_defaults(run=history)
+
+    serve_parser = commands.add_parser(
+        "serve",
+        help="serve the write-dataset, ingest and backfill deployments from this process",
+        description="Serve the deployments until interrupted. Runs inherit this environment: PREFECT_API_URL, "
+        "ICEFLOE_DASK_ADDRESS (the Dask scheduler) and AWS_* (S3). The ingest schedule also reads "
+        "ICEFLOE_INGEST_CRON, ICEFLOE_INGEST_INTERVAL and ICEFLOE_INGEST_PARAMETERS.",
+    )
+    environ = os.environ.get
+    serve_parser.add_argument("--ingest-cron", default=environ("ICEFLOE_INGEST_CRON"), help="e.g. '0 6 * * *'")
+    serve_parser.add_argument(
+        "--ingest-interval", type=float, default=environ("ICEFLOE_INGEST_INTERVAL"), help="seconds between runs"
+    )
+    serve_parser.add_argument(
+        "--ingest-parameters",
+        default=environ("ICEFLOE_INGEST_PARAMETERS"),
+        help="the scheduled ingest's parameters, JSON or @file.json",
+    )
+    serve_parser.set_defaults(run=serve)
     return parser
 
 

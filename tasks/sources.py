@@ -238,7 +238,8 @@ InMemoryDataset = Annotated[
     xr.Dataset,
     PlainValidator(_check_dataset),
     PlainSerializer(describe_dataset, when_used="json"),
-    WithJsonSchema({"type": "object", "description": "an xarray Dataset (Python callers only)"}),
+    # no JSON value is an in-memory Dataset: a deployment's parameter schema must not accept one
+    WithJsonSchema({"not": {}, "description": "an xarray Dataset (Python callers only)"}),
 ]
 
 type NamedSource = Annotated[

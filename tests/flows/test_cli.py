@@ -94,7 +94,7 @@ def test_bad_input_exits_with_a_clear_message_and_writes_nothing(
     assert not target.exists()
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["write"], ["history"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["write"], ["history"], ["serve"]])
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])

@@ -1,0 +1,204 @@
+"""The docker-compose topology without Docker: `prefect server start`, `dask scheduler`, two `dask worker`s, an S3
+server (moto, in MinIO's place) and `icefloe serve`, as local processes on loopback. Runs are triggered through the
+REST API, as another system would, and checked in the S3 repository."""
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import icechunk
+import pytest
+import xarray as xr
+from icechunk.xarray import to_icechunk
+
+from tests.conftest import BUCKET, S3_ENV
+from tests.processes import free_port, processes, wait_for
+from tests.sources import steps
+
+pytestmark = [pytest.mark.slow, pytest.mark.s3, pytest.mark.timeout(900)]
+
+ENCODING = {"t2m": {"chunks": [24, 19, 36]}, "u10": {"chunks": [24, 19, 36]}}
+SMALL = {"kind": "synthetic", "ntime": 48, "nlat": 19, "nlon": 36, "time_chunk": 24}
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@dataclass
+class Stack:
+    api: str
+    env: dict[str, str]
+    ingest_repo: str
+    logs: Path
+
+    def deployment_id(self, flow: str, name: str) -> str:
+        response = httpx.get(f"{self.api}/deployments/name/{flow}/{name}")
+        return str(response.raise_for_status().json()["id"])
+
+    def create_run(self, deployment_id: str, parameters: dict[str, Any]) -> httpx.Response:
+        """What `curl -X POST $PREFECT_API_URL/deployments/$ID/create_flow_run -d '{"parameters": ...}'` does."""
+        return httpx.post(f"{self.api}/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters})
+
+    def wait_until_done(self, run_id: str, timeout: float = 300) -> dict[str, Any]:
+        def finished() -> dict[str, Any] | None:
+            run: dict[str, Any] = httpx.get(f"{self.api}/flow_runs/{run_id}").raise_for_status().json()
+            return run if run["state_type"] in TERMINAL else None
+
+        return wait_for(finished, f"flow run {run_id} to finish (logs in {self.logs})", timeout)
+
+    def runs_of(self, deployment_id: str) -> list[dict[str, Any]]:
+        body = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "START_TIME_ASC", "limit": 50, "offset": 0}
+        runs: list[dict[str, Any]] = httpx.post(f"{self.api}/flow_runs/filter", json=body).raise_for_status().json()
+        return runs
+
+    def log_text(self, run_id: str) -> str:
+        body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "offset": 0, "sort": "TIMESTAMP_ASC"}
+        logs = httpx.post(f"{self.api}/logs/filter", json=body).raise_for_status().json()
+        return "\n".join(entry["message"] for entry in logs)
+
+
+def _repository(target: str) -> icechunk.Repository:
+    from tasks.target import repository_storage
+
+    return icechunk.Repository.open(repository_storage(target))
+
+
+def _snapshots(target: str) -> list[icechunk.SnapshotInfo]:
+    return list(_repository(target).ancestry(branch="main"))
+
+
+def _opened(target: str, group: str | None = None) -> xr.Dataset:
+    store = _repository(target).readonly_session("main").store
+    return xr.open_zarr(store, group=group, consolidated=False).compute()
+
+
+@pytest.fixture(scope="module")
+def stack(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    logs = tmp_path_factory.mktemp("stack-logs")
+    port, dask_port = free_port(), free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    s3 = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}
+    env = {
+        "PREFECT_HOME": str(logs / "prefect-home"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "ICEFLOE_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
+        **s3,
+    }
+    ingest_repo = f"s3://{BUCKET}/ingest-{uuid.uuid4().hex}"
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in s3.items():
+            patch.setenv(key, value)
+        # the ingest target exists with the first day; the schedule brings the second
+        from tasks.target import repository_storage
+
+        session = icechunk.Repository.create(repository_storage(ingest_repo)).writable_session("main")
+        to_icechunk(steps(0, 24), session, encoding=ENCODING)
+        session.commit("first day")
+
+        ingest_parameters = {
+            "repo": ingest_repo,
+            "source": {"kind": "callable", "function": "tests.sources:steps", "keywords": {"start": 0, "stop": 48}},
+            "overlap": "skip",
+        }
+        with processes() as start:
+            start("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=env,
+                  log=logs / "prefect-server.log")  # fmt: skip
+            start("dask", "scheduler", "--host", "127.0.0.1", "--port", str(dask_port), "--no-dashboard", env=env,
+                  log=logs / "dask-scheduler.log")  # fmt: skip
+            for i in (1, 2):
+                start("dask", "worker", env["ICEFLOE_DASK_ADDRESS"], "--nthreads", "1", "--no-dashboard", env=env,
+                      log=logs / f"dask-worker-{i}.log")  # fmt: skip
+            wait_for(lambda: httpx.get(f"{api}/health").raise_for_status(), "prefect server start", timeout=180)
+            start("icefloe", "serve", "--ingest-interval", "10", "--ingest-parameters", json.dumps(ingest_parameters),
+                  env=env, log=logs / "icefloe-serve.log")  # fmt: skip
+            stack = Stack(api, env, ingest_repo, logs)
+            for name in ("write-dataset", "ingest", "backfill"):
+                flow = name
+                wait_for(lambda f=flow, n=name: stack.deployment_id(f, n), f"deployment {name} served", timeout=180)
+            yield stack
+
+
+@pytest.fixture
+def s3_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in (*S3_ENV, "AWS_ENDPOINT_URL"):
+        monkeypatch.setenv(key, stack.env[key])
+
+
+def test_a_rest_call_starts_a_run_that_lands_exactly_one_snapshot(stack: Stack, s3_env: None) -> None:
+    target = f"s3://{BUCKET}/rest-{uuid.uuid4().hex}"
+    deployment = stack.deployment_id("write-dataset", "write-dataset")
+
+    response = stack.create_run(deployment, {"repo": target, "source": SMALL, "encoding": ENCODING})
+
+    assert response.status_code == 201, response.text
+    run = stack.wait_until_done(response.json()["id"])
+    assert run["state_type"] == "COMPLETED", stack.log_text(run["id"])
+    snapshots = _snapshots(target)
+    assert len(snapshots) == 2  # the repository's first snapshot and the run's one
+    assert snapshots[0].metadata["icefloe"]["flow_run_id"] == run["id"]
+    assert snapshots[0].metadata["icefloe"]["deployment_id"] == deployment
+    from tasks.sources import SyntheticDataset
+
+    xr.testing.assert_identical(_opened(target), SyntheticDataset(**SMALL).open().compute())
+
+
+def test_invalid_parameters_are_refused_by_the_api_and_nothing_runs(stack: Stack) -> None:
+    deployment = stack.deployment_id("write-dataset", "write-dataset")
+    before = len(stack.runs_of(deployment))
+
+    bad_source = stack.create_run(deployment, {"repo": "s3://b/r", "source": {"kind": "netcdf"}})
+    bad_mode = stack.create_run(deployment, {"repo": "s3://b/r", "source": SMALL, "mode": "overwrite"})
+    missing_repo = stack.create_run(deployment, {"source": SMALL})
+
+    for response in (bad_source, bad_mode, missing_repo):
+        assert 400 <= response.status_code < 500, response.text
+        assert "Validation failed" in response.text or "validation" in response.text.lower()
+    assert len(stack.runs_of(deployment)) == before
+
+
+def test_two_simultaneous_runs_on_one_target_both_land(stack: Stack, s3_env: None) -> None:
+    target = f"s3://{BUCKET}/both-{uuid.uuid4().hex}"
+    deployment = stack.deployment_id("write-dataset", "write-dataset")
+    parameters = [{"repo": target, "source": SMALL, "group": group, "mode": "w"} for group in ("a", "b")]
+
+    responses = [stack.create_run(deployment, p) for p in parameters]  # both queued before either starts
+    runs = [stack.wait_until_done(r.json()["id"]) for r in responses]
+
+    assert [run["state_type"] for run in runs] == ["COMPLETED", "COMPLETED"]
+    snapshots = _snapshots(target)
+    assert len(snapshots) == 3
+    assert {s.metadata["icefloe"]["flow_run_id"] for s in snapshots[:2]} == {run["id"] for run in runs}
+    from tasks.sources import SyntheticDataset
+
+    for group in ("a", "b"):
+        xr.testing.assert_identical(_opened(target, group), SyntheticDataset(**SMALL).open().compute())
+
+
+def test_the_schedule_appends_once_and_then_commits_nothing(stack: Stack, s3_env: None) -> None:
+    deployment = stack.deployment_id("ingest", "ingest")
+
+    def two_finished() -> list[dict[str, Any]] | None:
+        done = [r for r in stack.runs_of(deployment) if r["state_type"] in TERMINAL]
+        return done[:2] if len(done) >= 2 else None
+
+    first, second = wait_for(two_finished, f"two scheduled ingest runs (logs in {stack.logs})", timeout=300)
+
+    assert [first["state_type"], second["state_type"]] == ["COMPLETED", "COMPLETED"], stack.log_text(first["id"])
+    assert "24 new steps" in stack.log_text(first["id"])
+    assert "nothing new" in stack.log_text(second["id"])
+    snapshots = _snapshots(stack.ingest_repo)
+    assert [s.message for s in snapshots][1:] == ["first day", "Repository initialized"]
+    assert snapshots[0].metadata["icefloe"]["flow_run_id"] == first["id"]
+    xr.testing.assert_identical(_opened(stack.ingest_repo), steps(0, 48).compute())
+
+
+def test_the_stack_reported_to_one_api(stack: Stack) -> None:
+    """Every program of the stack used the server the test started (no temporary servers)."""
+    for log in stack.logs.glob("*.log"):
+        assert "Starting temporary server" not in log.read_text(), log.name

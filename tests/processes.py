@@ -1,0 +1,66 @@
+"""Starting the stack's programs as local processes on loopback, as docker-compose would start them."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+BIN = Path(sys.executable).parent  # the project environment's entry points: prefect, dask, icefloe
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for[T](check: Callable[[], T | None], what: str, timeout: float = 120) -> T:
+    """Poll `check` until it returns something other than None (exceptions count as not yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+        except Exception:
+            value = None
+        if value is not None:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+@contextmanager
+def processes() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """`start(program, *args, env=..., log=...)` launches one; all are stopped (with their children) at exit."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(program: str, *args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(BIN / program), *args],
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopping it stops the runs it started
+            )
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in reversed(started):
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in reversed(started):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
