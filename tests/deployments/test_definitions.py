@@ -1,0 +1,157 @@
+"""What the UI shows of each deployment, and the files that declare the stack: prefect.yaml, docker-compose.yml."""
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deployments.serve import IngestSchedule, build_deployments
+from flows.cli import _parser
+from tasks.errors import InvalidRequestError
+
+ROOT = Path(__file__).parents[2]
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """A property with its $ref (and the non-null branch of an Optional) followed into the definitions."""
+    if "$ref" in node:
+        return {**node, **_resolve(schema, schema["definitions"][node["$ref"].rsplit("/", 1)[1]])}
+    options = [o for o in node.get("anyOf", []) if o.get("type") != "null"]
+    if len(options) == 1:
+        return {**node, **_resolve(schema, options[0])}
+    return node
+
+
+@pytest.mark.parametrize("deployment", build_deployments(), ids=lambda d: d.name)
+def test_every_parameter_has_a_title_a_description_and_its_default(deployment: Any) -> None:
+    schema = deployment._parameter_openapi_schema.model_dump()
+    assert deployment.enforce_parameter_schema
+
+    for name, prop in schema["properties"].items():
+        assert prop["title"] == name
+        assert len(prop.get("description", "")) > 10, f"{deployment.name}.{name} has no description"
+        assert name in schema.get("required", []) or "default" in prop, f"{deployment.name}.{name} has no default"
+    assert schema["required"][:2] == ["repo", "source"]
+    source = _resolve(schema, schema["properties"]["source"])
+    kinds = [
+        schema["definitions"][ref["$ref"].rsplit("/", 1)[1]]["properties"]["kind"]["const"]
+        for ref in _resolve(schema, source["anyOf"][0] if "anyOf" in source else source)["oneOf"]
+    ]
+    assert {"netcdf", "zarr", "icechunk", "callable"} <= set(kinds)
+
+
+def test_enums_for_modes_and_overlaps() -> None:
+    write, ingest, _ = build_deployments()
+    write_schema = write._parameter_openapi_schema.model_dump()
+    ingest_schema = ingest._parameter_openapi_schema.model_dump()
+
+    assert _resolve(write_schema, write_schema["properties"]["mode"])["enum"] == ["w", "w-", "a", "a-", "r+"]
+    overlap = _resolve(ingest_schema, ingest_schema["properties"]["overlap"])
+    assert (overlap["enum"], overlap["default"]) == (["refuse", "skip", "rewrite"], "refuse")
+
+
+def test_a_schedule_with_bad_parameters_is_refused_before_serving() -> None:
+    with pytest.raises(InvalidRequestError, match="ingest schedule's parameters are invalid"):
+        build_deployments(IngestSchedule({"repo": "r", "source": {"kind": "netcdf"}}, cron="0 6 * * *"))
+    scheduled = build_deployments(
+        IngestSchedule({"repo": "r", "source": {"kind": "zarr", "url": "x.zarr"}}, "0 6 * * *")
+    )
+    assert [s.schedule.cron for s in scheduled[1].schedules] == ["0 6 * * *"]
+
+
+def test_prefect_yaml_declares_the_served_deployments() -> None:
+    declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    served = {d.name: d.entrypoint for d in build_deployments()}
+
+    assert {d["name"] for d in declared} == set(served)
+    for deployment in declared:
+        path, function = deployment["entrypoint"].split(":")
+        assert (ROOT / path).exists()
+        assert served[deployment["name"]] == f"{path.removesuffix('.py').replace('/', '.')}.{function}"
+        assert deployment["enforce_parameter_schema"] is True
+        assert deployment["work_pool"]["name"] == "icefloe"
+
+
+def _compose() -> dict[str, Any]:
+    compose: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return compose
+
+
+def _port(url: str) -> int:
+    match = re.search(r":(\d+)(/|$)", url)
+    assert match, url
+    return int(match.group(1))
+
+
+def test_compose_services_run_real_entry_points() -> None:
+    services = _compose()["services"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    icefloe_commands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+
+    assert {"postgres", "prefect-server", "dask-scheduler", "dask-worker-1", "dask-worker-2", "minio", "minio-init",
+            "runner"} <= set(services)  # fmt: skip
+    for name in ("dask-scheduler", "dask-worker-1", "dask-worker-2", "runner"):
+        assert services[name]["build"] == ".", f"{name} runs the project's own image"
+        program, subcommand = services[name]["command"][:2]
+        if program == "icefloe":
+            assert program in scripts
+            assert subcommand in icefloe_commands
+        else:
+            assert (program, subcommand) in {("dask", "scheduler"), ("dask", "worker")}
+    assert services["prefect-server"]["command"][:3] == ["prefect", "server", "start"]
+    assert re.fullmatch(r"quay\.io/minio/minio:RELEASE\.\d{4}-\d\d-\d\dT[\d-]+Z", services["minio"]["image"])
+    assert "healthcheck" in services["prefect-server"]
+
+
+def _option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_compose_addresses_match_the_ports_services_listen_on() -> None:
+    services = _compose()["services"]
+    runner = services["runner"]["environment"]
+    server_port = int(services["prefect-server"]["command"][services["prefect-server"]["command"].index("--port") + 1])
+    scheduler_port = int(
+        services["dask-scheduler"]["command"][services["dask-scheduler"]["command"].index("--port") + 1]
+    )
+    minio_port = _port(services["minio"]["command"][services["minio"]["command"].index("--address") + 1])
+
+    for name in ("runner", "dask-worker-1", "dask-worker-2"):
+        environment = services[name]["environment"]
+        assert environment["PREFECT_API_URL"] == f"http://prefect-server:{server_port}/api"
+        assert environment["AWS_ENDPOINT_URL"] == f"http://minio:{minio_port}"
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} <= set(environment)
+    assert runner["ICEFLOE_DASK_ADDRESS"] == f"tcp://dask-scheduler:{scheduler_port}"
+    for name in ("dask-worker-1", "dask-worker-2"):
+        assert services[name]["command"][2] == f"tcp://dask-scheduler:{scheduler_port}"
+    assert f"{server_port}:{server_port}" in services["prefect-server"]["ports"]
+    assert _port(services["prefect-server"]["environment"]["PREFECT_UI_API_URL"]) == server_port
+
+
+def test_every_variable_compose_needs_is_in_env_example_and_no_secret_is_committed() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    needed = set(re.findall(r"\$\{(\w+)\}", text)) | set(re.findall(r"\$\$(\w+)", text))
+    example = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if "=" in line and line[0] != "#"
+    )
+
+    assert needed <= set(example)
+    assert all("change-me" in example[k] for k in example if "PASSWORD" in k)
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    for service in _compose()["services"].values():
+        for key, value in service.get("environment", {}).items():
+            if "PASSWORD" in key or "SECRET" in key:
+                assert re.fullmatch(r"\$\{\w+\}", value), f"{key} must come from .env"
+
+
+def test_the_dockerfile_installs_the_project_with_uv() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.12", dockerfile, re.MULTILINE)
+    assert "uv sync --no-dev" in dockerfile
+    for folder in ("flows", "tasks", "deployments"):
+        assert f"COPY {folder} ./{folder}" in dockerfile
