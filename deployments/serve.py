@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
 from flows.ingest import backfill, ingest
@@ -48,7 +49,12 @@ def build_deployments(schedule: IngestSchedule | None = None) -> list[RunnerDepl
             "write-dataset", description="Write any dataset with to_zarr semantics, one commit.", **common
         ),
         ingest.to_deployment(
-            "ingest", description="Append the source's new time steps; idempotent.", **ingest_kwargs, **common
+            "ingest",
+            description="Append the source's new time steps; idempotent.",
+            # a run that fires while the last one still works would find nothing new: skip it, do not queue it
+            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+            **ingest_kwargs,
+            **common,
         ),
         backfill.to_deployment("backfill", description="Rewrite a time range in place or extend the target.", **common),
     ]

@@ -127,6 +127,7 @@ def test_compose_addresses_match_the_ports_services_listen_on() -> None:
     assert runner["ICEFLOE_DASK_ADDRESS"] == f"tcp://dask-scheduler:{scheduler_port}"
     for name in ("dask-worker-1", "dask-worker-2"):
         assert services[name]["command"][2] == f"tcp://dask-scheduler:{scheduler_port}"
+        assert (ROOT / _option(services[name]["command"], "--preload").replace(".", "/")).with_suffix(".py").exists()
     assert f"{server_port}:{server_port}" in services["prefect-server"]["ports"]
     assert _port(services["prefect-server"]["environment"]["PREFECT_UI_API_URL"]) == server_port
 
