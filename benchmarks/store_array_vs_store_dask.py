@@ -6,7 +6,6 @@ The last line is the ratio of throughputs icefloe/raw; both paths run `--repeat`
 goes first, and the best run of each counts (the machine's noise only ever slows a run down).
 """
 
-import argparse
 from pathlib import Path
 
 import dask.array as da
@@ -14,10 +13,9 @@ import icechunk
 import icechunk.dask
 import numpy as np
 import zarr
-from distributed import Client, LocalCluster
+from distributed import Client
 
-from benchmarks.timing import compare, report
-from flows.prefect_api import running_prefect_api
+from benchmarks.timing import cluster, compare, parser, report
 from flows.store_array import store_array
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 
@@ -52,28 +50,19 @@ def icefloe_store_array(path: Path, source: da.Array, address: str, block_bytes:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gib", type=float, default=2.0, help="source size in GiB (default 2)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each path (default 2)")
-    parser.add_argument("--block-mib", type=int, default=None, help="icefloe block size in MiB (default: auto)")
-    parser.add_argument("--workdir", type=Path, default=Path("data/bench"), help="where the repositories go")
-    args = parser.parse_args()
+    arguments = parser(__doc__)
+    arguments.add_argument("--block-mib", type=int, default=None, help="icefloe block size in MiB (default: auto)")
+    args = arguments.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     block_bytes = args.block_mib * 2**20 if args.block_mib else None
     source = source_array(args.gib)
     nbytes = source.nbytes
     print(f"source: {source.shape} float32, {nbytes / 2**30:.2f} GiB, chunks {CHUNKS}")
-    with (
-        running_prefect_api(),
-        LocalCluster(dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        threads = sum(w["nthreads"] for w in cluster.scheduler_info["workers"].values())
-        print(f"cluster: {len(cluster.workers)} workers, {threads} threads")
+    with cluster() as (local, client):
         times = compare(
             raw=lambda p: raw_store_dask(p, source, client),
-            ours=lambda p: icefloe_store_array(p, source, cluster.scheduler_address, block_bytes),
+            ours=lambda p: icefloe_store_array(p, source, local.scheduler_address, block_bytes),
             repeat=args.repeat,
             workdir=args.workdir,
         )

@@ -1,11 +1,17 @@
 """Timing two write paths fairly on one machine: fresh target per run, alternating order, best run of each."""
 
+import argparse
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from distributed import Client, LocalCluster
+
+from flows.prefect_api import running_prefect_api
 
 
 def timed(run: Callable[[Path], None], workdir: Path) -> float:
@@ -37,3 +43,21 @@ def report(times: dict[str, list[float]], nbytes: float, raw_name: str, our_name
     print(f"{raw_name + ':':<{width}} {' '.join(f'{t:.2f}s' for t in times['raw'])} -> best {raw_mbs:.0f} MB/s")
     print(f"{our_name + ':':<{width}} {' '.join(f'{t:.2f}s' for t in times['ours'])} -> best {our_mbs:.0f} MB/s")
     print(f"ratio icefloe/raw = {our_mbs / raw_mbs:.3f}")
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options both benchmarks take."""
+    result = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    result.add_argument("--gib", type=float, default=2.0, help="source size in GiB (default 2)")
+    result.add_argument("--repeat", type=int, default=2, help="runs of each path (default 2)")
+    result.add_argument("--workdir", type=Path, default=Path("data/bench"), help="where the repositories go")
+    return result
+
+
+@contextmanager
+def cluster() -> Iterator[tuple[LocalCluster, Client]]:
+    """One LocalCluster (and a Prefect API for icefloe's runs) for both paths of a benchmark."""
+    with running_prefect_api(), LocalCluster(dashboard_address=None) as local, Client(local) as client:
+        threads = sum(w["nthreads"] for w in local.scheduler_info["workers"].values())
+        print(f"cluster: {len(local.workers)} workers, {threads} threads")
+        yield local, client

@@ -6,17 +6,15 @@ The last line is the ratio of throughputs icefloe/raw; both paths run `--repeat`
 goes first, and the best run of each counts (the machine's noise only ever slows a run down).
 """
 
-import argparse
 import math
 from pathlib import Path
 from typing import Any
 
 import icechunk
 import icechunk.xarray
-from distributed import Client, LocalCluster
+from distributed import Client
 
-from benchmarks.timing import compare, report
-from flows.prefect_api import running_prefect_api
+from benchmarks.timing import cluster, compare, parser, report
 from flows.write_dataset import write_dataset
 from tasks.request import WriteOptions
 from tasks.sources import SyntheticDataset
@@ -49,11 +47,8 @@ def icefloe_write_dataset(path: Path, model: SyntheticDataset, address: str) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gib", type=float, default=2.0, help="source size in GiB (default 2)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each path (default 2)")
-    parser.add_argument("--workdir", type=Path, default=Path("data/bench"), help="where the repositories go")
-    args = parser.parse_args()
+    arguments = parser(__doc__)
+    args = arguments.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 
     model = source_model(args.gib)
@@ -64,16 +59,10 @@ def main() -> None:
         f"source: {len(VARIABLES)} x {shape} float32, {nbytes / 2**30:.2f} GiB, "
         f"dask chunks {(TIME_CHUNK, NLAT, NLON)}, zarr chunks {ZARR_CHUNKS}"
     )
-    with (
-        running_prefect_api(),
-        LocalCluster(dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        threads = sum(w["nthreads"] for w in cluster.scheduler_info["workers"].values())
-        print(f"cluster: {len(cluster.workers)} workers, {threads} threads")
+    with cluster() as (local, client):
         times = compare(
             raw=lambda p: raw_to_icechunk(p, model, client),
-            ours=lambda p: icefloe_write_dataset(p, model, cluster.scheduler_address),
+            ours=lambda p: icefloe_write_dataset(p, model, local.scheduler_address),
             repeat=args.repeat,
             workdir=args.workdir,
         )
