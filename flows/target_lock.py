@@ -6,6 +6,7 @@ makes concurrent runs on one target land one after the other; runs on other targ
 """
 
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -35,6 +36,9 @@ def target_lock(repo: str, branch: str) -> Iterator[None]:
     """Hold the only slot of `repo`'s `branch` for the duration; wait while another run holds it."""
     name = lock_name(repo, branch)
     _ensure_limit(name)
-    get_run_logger().info("waiting for target %s (branch %s): limit %s", repo, branch, name)
+    logger = get_run_logger()
+    logger.info("waiting for target %s (branch %s): limit %s", repo, branch, name)
+    started = time.perf_counter()
     with concurrency(name, occupy=1, strict=True):
+        logger.info("holding target %s (branch %s) after %.1f s", repo, branch, time.perf_counter() - started)
         yield

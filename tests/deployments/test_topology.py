@@ -3,6 +3,7 @@ server (moto, in MinIO's place) and `icefloe serve`, as local processes on loopb
 REST API, as another system would, and checked in the S3 repository."""
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -184,6 +185,9 @@ def test_two_simultaneous_runs_on_one_target_both_land(stack: Stack, s3_env: Non
     runs = [stack.wait_until_done(r.json()["id"]) for r in responses]
 
     assert [run["state_type"] for run in runs] == ["COMPLETED", "COMPLETED"]
+    held = re.compile(r"holding target .* after [\d.]+ s")
+    for run in runs:  # each waited for the target's slot, then held it (logs arrive shortly after the state)
+        wait_for(lambda r=run: held.search(stack.log_text(r["id"])), f"run {run['id']} to log its slot", timeout=60)
     snapshots = _snapshots(target)
     assert len(snapshots) == 3
     assert {s.metadata["icefloe"]["flow_run_id"] for s in snapshots[:2]} == {run["id"] for run in runs}
