@@ -21,10 +21,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from flows.prefect_api import running_prefect_api
 from flows.progress import terminal_bar
-from flows.write_dataset import RegionParameter, prepare_write, write_dataset
+from flows.write_dataset import prepare_write, write_dataset
 from tasks.arrays import region_bytes
 from tasks.callables import CALLABLE_PATTERN
 from tasks.commit import CommitResult
+from tasks.dataset import RegionParameter
 from tasks.errors import IcefloeError
 from tasks.plan import auto_block_bytes, format_region
 from tasks.request import WriteOptions

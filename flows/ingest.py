@@ -10,12 +10,13 @@ from prefect import flow, get_run_logger
 
 from flows.pipeline import write_and_commit
 from flows.target_lock import target_lock
-from flows.write_dataset import RegionParameter, initialize, open_target
 from tasks.arrays import ResolvedWrite
 from tasks.commit import CommitResult
+from tasks.dataset import RegionParameter, initialize_dataset
 from tasks.ingest import Overlap, TimeUpdate, plan_time_update, target_times
 from tasks.request import WriteOptions
 from tasks.sources import NamedSource, open_source
+from tasks.target import open_target
 
 
 def _initialize_update(
@@ -23,18 +24,18 @@ def _initialize_update(
 ) -> list[ResolvedWrite]:
     if new_target:
         assert update.append is not None
-        return initialize(session, update.append, group=group, mode="w-", encoding=encoding)
+        return initialize_dataset(session.store, update.append, group=group, mode="w-", encoding=encoding)
     if update.rewrite is None:
         assert update.append is not None
-        return initialize(session, update.append, group=group, append_dim=dim)
+        return initialize_dataset(session.store, update.append, group=group, append_dim=dim)
     if update.append is not None:
         # grows the arrays and writes the new coordinates; the region write below covers its lazy variables
-        initialize(session, update.append, group=group, append_dim=dim, safe_chunks=False)
+        initialize_dataset(session.store, update.append, group=group, append_dim=dim, safe_chunks=False)
     rewrite = update.rewrite.drop_vars([v for v in update.rewrite.variables if dim not in update.rewrite[v].dims])
     region: RegionParameter = {dim: (update.rewrite_start, update.rewrite_start + rewrite.sizes[dim])}
     # one region per array, from the first rewritten step to the new end: no chunk is shared by two writes, and
     # our blocks keep a partial edge chunk in one block, so xarray's chunk check is not needed here
-    return initialize(session, rewrite, group=group, mode="r+", region=region, safe_chunks=False)
+    return initialize_dataset(session.store, rewrite, group=group, mode="r+", region=region, safe_chunks=False)
 
 
 def update_along_time(

@@ -10,7 +10,7 @@ from flows.target_lock import target_lock
 from tasks.arrays import initialize_arrays, resolve_writes
 from tasks.commit import CommitResult
 from tasks.request import ArrayWrite, WriteOptions
-from tasks.target import check_branch, open_repository
+from tasks.target import open_target
 
 
 @flow(name="store-array")
@@ -28,9 +28,8 @@ def store_array(
     """
     started = time.perf_counter()
     with target_lock(repo, branch):
-        repository = open_repository(repo)
-        parent_id = check_branch(repository, branch)
-        session = repository.writable_session(branch)
+        session, parent_id = open_target(repo, branch)
+        assert parent_id is not None  # open_target creates a missing repository
         group = zarr.open_group(session.store, mode="a")
         resolved = resolve_writes(group, writes)
         initialize_arrays(group, resolved)

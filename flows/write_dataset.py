@@ -2,76 +2,19 @@
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import icechunk
-import xarray as xr
-import zarr
 from icechunk import Session
 from prefect import flow
 
 from flows.pipeline import write_and_commit
 from flows.target_lock import target_lock
-from tasks.arrays import ResolvedWrite, resolve_writes
+from tasks.arrays import ResolvedWrite
 from tasks.commit import CommitResult
-from tasks.dataset import WriteMode, initialize_dataset, run_validation
+from tasks.dataset import RegionParameter, WriteMode, initialize_dataset
 from tasks.request import WriteOptions
 from tasks.sources import DatasetSource, open_source
-from tasks.target import check_branch, open_repository, repository_storage
-
-type RegionParameter = dict[str, tuple[int | None, int | None] | Literal["auto"]] | Literal["auto"] | None
-
-
-def _region(region: RegionParameter) -> Any:
-    """JSON's [start, stop] pairs as the slices xarray expects."""
-    if region is None or region == "auto":
-        return region
-    return {dim: v if v == "auto" else slice(*v) for dim, v in region.items()}
-
-
-def open_target(repo: str, branch: str, *, create: bool = True) -> tuple[Session, str | None]:
-    """A writable session on `branch` and its tip. With `create=False` a missing repository is not created: the
-    session belongs to an empty in-memory one (tip None), so a dry run leaves no trace."""
-    if not create and not icechunk.Repository.exists(repository_storage(repo)):
-        return icechunk.Repository.create(icechunk.in_memory_storage()).writable_session(branch), None
-    repository = open_repository(repo) if create else icechunk.Repository.open(repository_storage(repo))
-    parent_id = check_branch(repository, branch)
-    return repository.writable_session(branch), parent_id
-
-
-def initialize(
-    session: Session,
-    dataset: xr.Dataset,
-    *,
-    group: str | None = None,
-    mode: WriteMode | None = None,
-    append_dim: str | None = None,
-    region: RegionParameter = None,
-    encoding: dict[str, dict[str, Any]] | None = None,
-    safe_chunks: bool = True,
-    align_chunks: bool = False,
-    validation_hook: str | None = None,
-) -> list[ResolvedWrite]:
-    """Initialize `dataset` in the session as to_zarr would, run the hook, and check the lazy variables' writes.
-
-    Every refusal happens here, before any chunk of a lazy variable is written.
-    """
-    writes = initialize_dataset(
-        session.store,
-        dataset,
-        group=group,
-        mode=mode,
-        append_dim=append_dim,
-        region=_region(region),
-        encoding=encoding,
-        safe_chunks=safe_chunks,
-        align_chunks=align_chunks,
-    )
-    if validation_hook is not None:
-        run_validation(validation_hook, session.store, group)
-    group_node = zarr.open_group(session.store, mode="r")
-    # xarray has checked the alignment already, as safe_chunks asks; our blocks keep every chunk in one block
-    return resolve_writes(group_node, writes, partial_edge_chunks=True) if writes else []
+from tasks.target import open_target
 
 
 @dataclass
@@ -89,7 +32,7 @@ def prepare_write(
     """Open the source (a bad one fails before the target is even opened), then the target, then `initialize`."""
     dataset = open_source(source)
     session, parent_id = open_target(repo, branch, create=create)
-    return PreparedWrite(session, parent_id, initialize(session, dataset, **keywords))
+    return PreparedWrite(session, parent_id, initialize_dataset(session.store, dataset, **keywords))
 
 
 @flow(name="write-dataset")
@@ -136,8 +79,8 @@ def write_dataset(
     with target_lock(repo, branch):
         session, parent_id = open_target(repo, branch)
         assert parent_id is not None
-        resolved = initialize(
-            session,
+        resolved = initialize_dataset(
+            session.store,
             dataset,
             group=group,
             mode=mode,

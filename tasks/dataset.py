@@ -10,6 +10,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any, Literal
 
 import xarray as xr
+import zarr
 from dask.base import is_dask_collection
 from icechunk import IcechunkStore
 from icechunk.vendor.xarray import _choose_default_mode
@@ -17,12 +18,21 @@ from xarray.backends.common import ArrayWriter
 from xarray.backends.writers import _validate_dataset_names, dump_to_store
 from xarray.backends.zarr import ZarrStore
 
+from tasks.arrays import ResolvedWrite, resolve_writes
 from tasks.callables import import_function
 from tasks.errors import ValidationHookError
 from tasks.request import ArrayWrite
 
 type WriteMode = Literal["w", "w-", "a", "a-", "r+"]
-type DatasetRegion = Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None
+type RegionParameter = dict[str, tuple[int | None, int | None] | Literal["auto"]] | Literal["auto"] | None
+"""A region as JSON gives it: per dimension a [start, stop] pair or "auto"; or "auto" for every dimension."""
+
+
+def _slices(region: RegionParameter) -> Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None:
+    """JSON's [start, stop] pairs as the slices xarray expects."""
+    if region is None or region == "auto":
+        return region
+    return {dim: v if v == "auto" else slice(*v) for dim, v in region.items()}
 
 
 class _CollectingWriter(ArrayWriter):
@@ -46,23 +56,26 @@ def initialize_dataset(
     group: str | None = None,
     mode: WriteMode | None = None,
     append_dim: Hashable | None = None,
-    region: DatasetRegion = None,
+    region: RegionParameter = None,
     encoding: Mapping[Any, Any] | None = None,
     safe_chunks: bool = True,
     align_chunks: bool = False,
-) -> list[ArrayWrite]:
-    """Write `dataset`'s metadata and in-memory variables into `store`; return its lazy variables as writes.
+    validation_hook: str | None = None,
+) -> list[ResolvedWrite]:
+    """Write `dataset`'s metadata and in-memory variables into `store` as to_zarr would, run the validation hook,
+    and return its lazy variables as checked writes for the block tasks.
 
-    Raises xarray's own errors (ValueError and friends) for bad modes, dims, regions and encodings, before any
-    chunk of a lazy variable is written.
+    Raises xarray's own errors (ValueError and friends) for bad modes, dims, regions and encodings, and the hook's
+    refusal, before any chunk of a lazy variable is written.
     """
+    write_region = _slices(region)
     xarray_store = ZarrStore.open_group(
         store,
         group=group,
-        mode=_choose_default_mode(mode=mode, append_dim=append_dim, region=region),
+        mode=_choose_default_mode(mode=mode, append_dim=append_dim, region=write_region),
         zarr_format=3,
         append_dim=append_dim,
-        write_region=region,
+        write_region=write_region,
         safe_chunks=safe_chunks,
         align_chunks=align_chunks,
         consolidated=False,
@@ -73,7 +86,12 @@ def initialize_dataset(
     xarray_store._validate_encoding(encoding or {})
     writer = _CollectingWriter()
     dump_to_store(dataset, xarray_store, writer, encoding=encoding or {})
-    return writer.lazy
+    if validation_hook is not None:
+        run_validation(validation_hook, store, group)
+    if not writer.lazy:
+        return []
+    # xarray has checked the alignment already, as safe_chunks asks; our blocks keep every chunk in one block
+    return resolve_writes(zarr.open_group(store, mode="r"), writer.lazy, partial_edge_chunks=True)
 
 
 def run_validation(function: str, store: IcechunkStore, group: str | None) -> None:

@@ -9,7 +9,6 @@ import pytest
 import xarray as xr
 import zarr
 
-from tasks.arrays import resolve_writes
 from tasks.dataset import initialize_dataset
 from tasks.errors import BlockWriteError
 from tasks.sources import NetCDFSource, SyntheticDataset
@@ -24,8 +23,7 @@ def _planned(tmp_path: Path, block_bytes: int) -> tuple[icechunk.Session, xr.Dat
     dataset = NetCDFSource(paths=str(tmp_path / "files" / "*.nc"), concat_dim="time").open()
     repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "repo")))
     session = repo.writable_session("main")
-    writes = initialize_dataset(session.store, dataset, mode="w")
-    resolved = resolve_writes(zarr.open_group(session.store, mode="r"), writes, partial_edge_chunks=True)
+    resolved = initialize_dataset(session.store, dataset, mode="w")
     return session, dataset, plan_jobs(resolved, block_bytes)
 
 
