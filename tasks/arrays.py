@@ -14,7 +14,7 @@ import zarr
 from zarr.errors import ArrayNotFoundError, NodeNotFoundError
 
 from tasks.errors import InvalidRequestError, OverlappingWritesError
-from tasks.plan import Region, check_aligned, format_region, full_region, region_from_slices, write_unit
+from tasks.plan import Region, aligned_region, check_aligned, format_region, full_region, region_from_slices, write_unit
 from tasks.request import ArraySpec, ArrayWrite
 
 
@@ -140,6 +140,11 @@ def _overlaps(a: Region, b: Region) -> bool:
     return all(max(a0, b0) < min(a1, b1) for (a0, a1), (b0, b1) in zip(a, b, strict=True))
 
 
+def _cells(resolved: ResolvedWrite) -> Region:
+    """The whole grid cells a write touches."""
+    return aligned_region(resolved.region, resolved.unit, resolved.shape)
+
+
 def _check_no_overlap(resolved: list[ResolvedWrite]) -> None:
     for a, b in itertools.combinations(resolved, 2):
         if a.path == b.path and _overlaps(a.region, b.region):
@@ -147,6 +152,13 @@ def _check_no_overlap(resolved: list[ResolvedWrite]) -> None:
                 f"two writes target overlapping regions [{format_region(a.region)}] and "
                 f"[{format_region(b.region)}] of array '{a.path}'; Icechunk would keep only one of them. "
                 "Give each write its own region"
+            )
+        # regions that may stop inside a chunk can share one without overlapping: each write would rewrite it
+        if a.path == b.path and _overlaps(_cells(a), _cells(b)):
+            raise OverlappingWritesError(
+                f"two writes target regions [{format_region(a.region)}] and [{format_region(b.region)}] of array "
+                f"'{a.path}' that share a chunk of its grid {a.unit}; Icechunk would keep only one write of it. "
+                "Write that chunk from one write"
             )
         if a.path == b.path and (a.create or a.grow) and (b.create or b.grow):
             raise InvalidRequestError(
@@ -161,8 +173,8 @@ def resolve_writes(
     """Check every write against the repository's current arrays; raise before anything is written.
 
     `partial_edge_chunks` lets a region start or stop inside a chunk (xarray allows it outside mode "r+", e.g. an
-    append after a partial last chunk): the one block that holds the chunk updates it, so it stays safe as long as
-    no other write of the run touches that chunk, which holds for a Dataset's variables (one write per array).
+    append after a partial last chunk): the one block that holds the chunk updates it, and two writes that share a
+    chunk are refused.
     """
     if not writes:
         raise InvalidRequestError("no writes given; pass at least one ArrayWrite(source=..., target=...)")

@@ -82,6 +82,17 @@ def test_writes_that_overlap_on_one_array_are_refused(group: zarr.Group) -> None
         resolve(group, top, middle)
 
 
+def test_writes_that_share_a_chunk_without_overlapping_are_refused(group: zarr.Group) -> None:
+    """Regions may stop inside a chunk when partial edge chunks are allowed (a Dataset's appends); two such
+    writes of one chunk would each rewrite it whole."""
+    top = ArrayWrite(source=f32(7, 10), target="existing", region=(slice(0, 7), slice(None)))
+    bottom = ArrayWrite(source=f32(13, 10), target="existing", region=(slice(7, 20), slice(None)))
+
+    with pytest.raises(OverlappingWritesError, match=r"\[0:7, 0:10\] and \[7:20, 0:10\] .* share a chunk"):
+        resolve_writes(group, [top, bottom], partial_edge_chunks=True)
+    assert len(resolve_writes(group, [top], partial_edge_chunks=True)) == 1
+
+
 def test_a_spec_region_past_the_end_grows_the_array(group: zarr.Group) -> None:
     spec = ArraySpec(path="existing", chunks=(5, 5), dtype="float32")
     (resolved,) = resolve(group, ArrayWrite(source=f32(10, 10), target=spec, region=(slice(20, None), slice(None))))
