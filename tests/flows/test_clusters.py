@@ -1,8 +1,5 @@
 """The pickling path: process workers the flow starts, an external scheduler, and a worker that dies."""
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +13,7 @@ from flows.store_array import store_array
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 from tests.conftest import block_task_runs, snapshot_count
 from tests.flows.test_store_array import read
+from tests.processes import processes, wait_for
 from tests.sources import killing_worker
 
 pytestmark = pytest.mark.slow
@@ -47,29 +45,17 @@ def test_process_workers_of_a_cluster_the_flow_starts_report_to_its_api(repo_pat
 def external_scheduler(tmp_path: Path) -> Iterator[str]:
     """`dask scheduler` and `dask worker` as separate processes, as on a real cluster."""
     scheduler_file = tmp_path / "scheduler.json"
-    dask_cli = [str(Path(sys.executable).parent / "dask")]
     common = ["--scheduler-file", str(scheduler_file)]
-    scheduler = subprocess.Popen(
-        [*dask_cli, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", *common]
-    )
-    worker = None
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert time.monotonic() < deadline, "dask scheduler did not start"
-            time.sleep(0.2)
-        worker = subprocess.Popen(
-            [*dask_cli, "worker", "--nworkers", "2", "--nthreads", "1", "--no-dashboard", *common]
-        )
+    with processes() as start:
+        start("dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", *common, env={},
+              log=tmp_path / "scheduler.log")  # fmt: skip
+        wait_for(lambda: scheduler_file.exists() or None, "dask scheduler start", timeout=60)
+        start("dask", "worker", "--nworkers", "2", "--nthreads", "1", "--no-dashboard", *common, env={},
+              log=tmp_path / "worker.log")  # fmt: skip
         with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
             address = client.scheduler.address
         yield address
-    finally:
-        for process in (worker, scheduler):
-            if process is not None:
-                process.terminate()
-                process.wait(timeout=30)
 
 
 def test_external_scheduler_and_workers(repo_path: str, external_scheduler: str) -> None:
