@@ -1,9 +1,13 @@
 """The deployments icefloe serves from one process: `write-dataset`, `ingest` (scheduled) and `backfill`.
 
 Runs start as subprocesses of the serving process and inherit its environment: PREFECT_API_URL, the Dask scheduler
-(ICEFLOE_DASK_ADDRESS) and the S3 settings (AWS_*). `prefect.yaml` declares the same deployments for a work pool.
+(ICEFLOE_DASK_ADDRESS: a cluster this process keeps warm for all its runs, unless it names one) and the S3 settings
+(AWS_*). `prefect.yaml` declares the same deployments for a work pool.
 """
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -14,7 +18,9 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
 from flows.ingest import backfill, ingest
 from flows.write_dataset import write_dataset
+from tasks.cluster import local_cluster, scheduler_address
 from tasks.errors import InvalidRequestError
+from tasks.request import WriteOptions
 
 TAGS = ["icefloe"]
 
@@ -60,6 +66,27 @@ def build_deployments(schedule: IngestSchedule | None = None) -> list[RunnerDepl
     ]
 
 
-def serve_deployments(schedule: IngestSchedule | None = None) -> None:
-    """Serve until interrupted; schedules pause when the process stops."""
-    serve(*build_deployments(schedule))
+@contextmanager
+def warm_cluster(options: WriteOptions) -> Iterator[str]:
+    """The scheduler every run uses: ICEFLOE_DASK_ADDRESS's, else a LocalCluster kept for as long as this process
+    serves, so that no run waits for a cluster to start. Its address goes to the runs through the environment."""
+    address = scheduler_address(options)
+    if address:
+        yield address
+        return
+    # over TCP: the runs are other processes; process workers import what a block task needs before the first run
+    with local_cluster(options, protocol="tcp", host="127.0.0.1", preload=["flows.fan_out"]) as cluster:
+        os.environ["ICEFLOE_DASK_ADDRESS"] = cluster.scheduler_address
+        try:
+            yield cluster.scheduler_address
+        finally:
+            del os.environ["ICEFLOE_DASK_ADDRESS"]
+
+
+def serve_deployments(
+    schedule: IngestSchedule | None = None, cluster: WriteOptions | None = None, poll_seconds: float = 1.0
+) -> None:
+    """Serve until interrupted, polling for new runs every `poll_seconds`; schedules pause when the process stops."""
+    deployments = build_deployments(schedule)  # bad parameters fail before the cluster starts
+    with warm_cluster(cluster or WriteOptions()):
+        serve(*deployments, query_seconds=poll_seconds)

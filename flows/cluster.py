@@ -1,22 +1,24 @@
-"""The Dask cluster a run fans out on."""
+"""The Dask cluster a flow run fans out on, as a Prefect task runner."""
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prefect_dask import DaskTaskRunner
 
+from tasks.cluster import local_cluster, scheduler_address
 from tasks.request import WriteOptions
 
 
-def dask_task_runner(options: WriteOptions) -> DaskTaskRunner:
-    """An existing scheduler when `dask_address` (or ICEFLOE_DASK_ADDRESS, a served deployment's default) names
-    one, else a LocalCluster sized to the machine."""
-    address = options.dask_address or os.environ.get("ICEFLOE_DASK_ADDRESS")
+@contextmanager
+def dask_task_runner(options: WriteOptions) -> Iterator[DaskTaskRunner]:
+    """A task runner on the scheduler the run names, else on a LocalCluster started for it (`tasks/cluster.py`)."""
+    address = scheduler_address(options)
     if address:
-        return DaskTaskRunner(address=address)
-    cluster_kwargs: dict[str, object] = {"processes": options.processes}
-    if options.n_workers is not None:
-        cluster_kwargs["n_workers"] = options.n_workers
-    return DaskTaskRunner(cluster_kwargs=cluster_kwargs)
+        with DaskTaskRunner(address=address) as runner:
+            yield runner
+        return
+    with local_cluster(options) as cluster, DaskTaskRunner(cluster=cluster) as runner:
+        yield runner
 
 
 def cluster_threads(runner: DaskTaskRunner) -> int:

@@ -7,10 +7,11 @@ asset context, runs through Prefect's own `run_task_sync` on the worker (states,
 `PrefectDaskFuture`.
 """
 
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-from distributed import KilledWorker, as_completed
+from distributed import Future
 from icechunk import ForkSession
 from prefect import Task, get_run_logger
 from prefect.client.orchestration import get_client
@@ -21,10 +22,11 @@ from prefect.task_engine import run_task_sync
 from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
+from flows.cluster import cluster_threads
 from flows.progress import block_progress
 from tasks.block_task import write_block_task
-from tasks.errors import BlockWriteError
-from tasks.plan import Block
+from tasks.orchestration import SubmittedBlock, collect_forks
+from tasks.plan import PREFECT_SIZING, Block, BlockSizing
 from tasks.request import WriteOptions
 from tasks.write import BlockJob
 
@@ -60,50 +62,51 @@ def submit_many[R](
     return futures
 
 
-def write_blocks(
-    runner: DaskTaskRunner, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions
-) -> list[tuple[Block, ForkSession]]:
-    """Fan the blocks out on Dask; each returns its fork. A block lost with its worker is submitted again."""
-    task = write_block_task.with_options(
-        retries=options.retries,
-        retry_delay_seconds=[options.retry_delay_seconds * 2**i for i in range(options.retries)] or 0,
-    )
-    logger = get_run_logger()
+@dataclass(frozen=True)
+class _PrefectBlock:
+    """A block task run on Dask, as `collect_forks` tracks it."""
 
-    submitted: dict[Any, tuple[BlockJob, PrefectDaskFuture[ForkSession], int]] = {}  # by Dask key
-    finished = as_completed(loop=runner.client.loop)
+    submitted: PrefectDaskFuture[ForkSession]
 
-    def submit(batch: list[BlockJob], resubmits: int) -> None:
-        futures = submit_many(runner, task, [_params(fork, job, options) for job in batch])
-        for job, future in zip(batch, futures, strict=True):
-            submitted[future.wrapped_future.key] = (job, future, resubmits)
-            finished.add(future.wrapped_future)
+    @property
+    def future(self) -> Future[ForkSession]:
+        return self.submitted.wrapped_future
 
-    written: list[tuple[Block, ForkSession]] = []
-    failures: list[str] = []
-    with block_progress(len(jobs)) as progress:
-        submit(jobs, 0)
-        for done in finished:
-            job, future, resubmits = submitted.pop(done.key)
-            try:
-                written.append((job.block, future.result()))
-            except KilledWorker as e:
-                # Dask gave up on the task after its workers died: Prefect's retries never ran.
-                mark_crashed(future.task_run_id, f"worker lost: {e}")
-                if resubmits < options.retries:
-                    logger.warning("block %s lost with its worker; submitting it again", job.block.name)
-                    submit([job], resubmits + 1)
-                    continue
-                failures.append(f"{job.block.name}: {e}")
-            except Exception as e:
-                failures.append(f"{job.block.name}: {e}")
-            progress.advance()
-    if failures:
-        raise BlockWriteError(
-            f"{len(failures)} of {len(jobs)} blocks failed after retries; nothing was committed. "
-            f"First failure: {failures[0]}"
+    def result(self) -> ForkSession:
+        return self.submitted.result()
+
+    def lost(self, reason: str) -> None:
+        mark_crashed(self.submitted.task_run_id, reason)
+
+
+@dataclass(frozen=True)
+class PrefectBlockRunner:
+    """Block writes as Prefect task runs on the DaskTaskRunner's cluster: retried by Prefect, seen in the UI."""
+
+    runner: DaskTaskRunner
+
+    @property
+    def threads(self) -> int:
+        return cluster_threads(self.runner)
+
+    @property
+    def sizing(self) -> BlockSizing:
+        return PREFECT_SIZING
+
+    def write_blocks(
+        self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions
+    ) -> list[tuple[Block, ForkSession]]:
+        task = write_block_task.with_options(
+            retries=options.retries,
+            retry_delay_seconds=[options.retry_delay_seconds * 2**i for i in range(options.retries)] or 0,
         )
-    return written
+
+        def submit(batch: list[BlockJob]) -> list[SubmittedBlock]:
+            futures = submit_many(self.runner, task, [_params(fork, job, options) for job in batch])
+            return [_PrefectBlock(future) for future in futures]
+
+        with block_progress(len(jobs)) as progress:
+            return collect_forks(self.runner.client, jobs, submit, progress, options.retries, get_run_logger())
 
 
 def mark_crashed(task_run_id: UUID, message: str) -> None:

@@ -1,72 +1,16 @@
 """The `ingest` flow (scheduled: append what is new, idempotent) and the `backfill` flow (rewrite a time range in
 place, or extend the target), both one commit at most."""
 
-import time
 from typing import Any
 
-import xarray as xr
-from icechunk import Session
-from prefect import flow, get_run_logger
+from prefect import flow
 
-from flows.pipeline import write_and_commit
-from flows.target_lock import target_lock
-from tasks.arrays import ResolvedWrite
+from flows.orchestrator import PrefectOrchestrator
 from tasks.commit import CommitResult
-from tasks.dataset import RegionParameter, initialize_dataset
-from tasks.ingest import Overlap, TimeUpdate, plan_time_update, target_times
+from tasks.ingest import Overlap
 from tasks.request import WriteOptions
+from tasks.runs import run_time_update
 from tasks.sources import NamedSource, open_source
-from tasks.target import open_target
-
-
-def _initialize_update(
-    session: Session, update: TimeUpdate, new_target: bool, group: str | None, dim: str, encoding: Any
-) -> list[ResolvedWrite]:
-    if new_target:
-        assert update.append is not None
-        return initialize_dataset(session.store, update.append, group=group, mode="w-", encoding=encoding)
-    if update.rewrite is None:
-        assert update.append is not None
-        return initialize_dataset(session.store, update.append, group=group, append_dim=dim)
-    if update.append is not None:
-        # grows the arrays and writes the new coordinates; the region write below covers its lazy variables
-        initialize_dataset(session.store, update.append, group=group, append_dim=dim, safe_chunks=False)
-    rewrite = update.rewrite.drop_vars([v for v in update.rewrite.variables if dim not in update.rewrite[v].dims])
-    region: RegionParameter = {dim: (update.rewrite_start, update.rewrite_start + rewrite.sizes[dim])}
-    # one region per array, from the first rewritten step to the new end: no chunk is shared by two writes, and
-    # our blocks keep a partial edge chunk in one block, so xarray's chunk check is not needed here
-    return initialize_dataset(session.store, rewrite, group=group, mode="r+", region=region, safe_chunks=False)
-
-
-def update_along_time(
-    repo: str,
-    dataset: xr.Dataset,
-    *,
-    group: str | None,
-    dim: str,
-    overlap: Overlap,
-    encoding: dict[str, dict[str, Any]] | None,
-    branch: str,
-    message: str,
-    options: WriteOptions,
-) -> CommitResult | None:
-    """Write what `plan_time_update` selects, in one commit; None (and no commit) when there is nothing to write."""
-    started = time.perf_counter()
-    logger = get_run_logger()
-    with target_lock(repo, branch):  # decide and write from the same tip: a concurrent run cannot append it too
-        session, parent_id = open_target(repo, branch)
-        assert parent_id is not None
-        existing = target_times(session.store, group, dim)
-        update = plan_time_update(dataset, existing, dim, overlap)
-        if update.empty:
-            end = existing[-1] if existing is not None and len(existing) else "nothing"
-            logger.info("nothing new: the target ends at %s; %d source steps skipped", end, update.skipped_steps)
-            return None
-        logger.info(
-            "%d new steps, %d rewritten, %d skipped", update.new_steps, update.rewritten_steps, update.skipped_steps
-        )
-        resolved = _initialize_update(session, update, existing is None, group, dim, encoding)
-        return write_and_commit(session, resolved, options, message, parent_id, started)
 
 
 @flow(name="ingest")
@@ -95,7 +39,8 @@ def ingest(
         branch: Branch to commit to.
         options: Block size, retries, commit rebases and the Dask cluster.
     """
-    return update_along_time(
+    return run_time_update(
+        PrefectOrchestrator(),
         repo,
         open_source(source),
         group=group,
@@ -133,7 +78,8 @@ def backfill(
         options: Block size, retries, commit rebases and the Dask cluster.
     """
     window = open_source(source).sel({time_dim: slice(start, end)})
-    return update_along_time(
+    return run_time_update(
+        PrefectOrchestrator(),
         repo,
         window,
         group=group,

@@ -7,13 +7,15 @@ from contextlib import contextmanager
 from prefect.context import FlowRunContext
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogHandler
-from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.temporary_server import TemporaryServer
 
 
 @contextmanager
-def running_prefect_api() -> Iterator[str]:
-    """Use the configured PREFECT_API_URL, or start a local Prefect server for the duration and point to it.
+def running_prefect_api(server: TemporaryServer | None = None) -> Iterator[str]:
+    """Use the configured PREFECT_API_URL, or else a temporary server for the duration (`server`, if the caller
+    started one early, else one started now), and point to it.
 
     The URL also goes into the environment, so that worker processes started meanwhile inherit it.
     """
@@ -21,23 +23,23 @@ def running_prefect_api() -> Iterator[str]:
     if configured:
         yield configured
         return
-    # A temporary server need not phone home (and cannot, on a machine without outside network).
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    server = SubprocessASGIServer()
-    server.start(timeout=120)  # a first start migrates the database: slow on a small machine
-    previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url
+    server = server or TemporaryServer.start()
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
+        url = server.api_url()
+        previous = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield url
+        finally:
+            # Deliver queued logs and events while their server is still there.
+            APILogHandler().flush()
+            EventsWorker.drain_all(timeout=10)
+            if previous is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = previous
     finally:
-        # Deliver queued logs and events while their server is still there.
-        APILogHandler().flush()
-        EventsWorker.drain_all(timeout=10)
-        if previous is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = previous
         server.stop()
 
 

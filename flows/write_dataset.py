@@ -1,38 +1,15 @@
 """The `write_dataset` flow: an xarray Dataset into an Icechunk group with `Dataset.to_zarr` semantics, one commit."""
 
-import time
-from dataclasses import dataclass
 from typing import Any
 
-from icechunk import Session
 from prefect import flow
 
-from flows.pipeline import write_and_commit
-from flows.target_lock import target_lock
-from tasks.arrays import ResolvedWrite
+from flows.orchestrator import PrefectOrchestrator
 from tasks.commit import CommitResult
-from tasks.dataset import RegionParameter, WriteMode, initialize_dataset
+from tasks.dataset import RegionParameter, WriteMode
 from tasks.request import WriteOptions
-from tasks.sources import DatasetSource, open_source
-from tasks.target import open_target
-
-
-@dataclass
-class PreparedWrite:
-    """A Dataset initialized in a writable session (never committed here) and its lazy variables, checked."""
-
-    session: Session
-    parent_id: str | None
-    resolved: list[ResolvedWrite]
-
-
-def prepare_write(
-    repo: str, source: DatasetSource, *, branch: str = "main", create: bool = True, **keywords: Any
-) -> PreparedWrite:
-    """Open the source (a bad one fails before the target is even opened), then the target, then `initialize`."""
-    dataset = open_source(source)
-    session, parent_id = open_target(repo, branch, create=create)
-    return PreparedWrite(session, parent_id, initialize_dataset(session.store, dataset, **keywords))
+from tasks.runs import run_write_dataset
+from tasks.sources import DatasetSource
 
 
 @flow(name="write-dataset")
@@ -74,22 +51,19 @@ def write_dataset(
             before any block is written; if it raises, nothing is committed.
         options: Block size, retries, commit rebases and the Dask cluster.
     """
-    started = time.perf_counter()
-    dataset = open_source(source)  # a bad source fails before the target is even opened
-    with target_lock(repo, branch):
-        session, parent_id = open_target(repo, branch)
-        assert parent_id is not None
-        resolved = initialize_dataset(
-            session.store,
-            dataset,
-            group=group,
-            mode=mode,
-            append_dim=append_dim,
-            region=region,
-            encoding=encoding,
-            safe_chunks=safe_chunks,
-            align_chunks=align_chunks,
-            validation_hook=validation_hook,
-        )
-        default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
-        return write_and_commit(session, resolved, options, message or default_message, parent_id, started)
+    return run_write_dataset(
+        PrefectOrchestrator(),
+        repo,
+        source,
+        group=group,
+        mode=mode,
+        append_dim=append_dim,
+        region=region,
+        encoding=encoding,
+        safe_chunks=safe_chunks,
+        align_chunks=align_chunks,
+        branch=branch,
+        message=message,
+        validation_hook=validation_hook,
+        options=options,
+    )

@@ -27,7 +27,11 @@ def commit_session(session: Session, message: str, metadata: dict[str, Any], reb
 
 
 class CommitResult(BaseModel):
-    """What a run did: the snapshot it made on the branch and how much it wrote."""
+    """What a run did: the snapshot it made on the branch, how much it wrote, and when each stage ended.
+
+    Times are `time.time()` seconds: the run started, its first block was submitted, its last block came back,
+    its commit landed. A command adds its own process start to tell the user's whole wait apart.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -36,8 +40,25 @@ class CommitResult(BaseModel):
     branch: str
     blocks: int
     bytes: int
-    seconds: float
+    started_at: float
+    writing_at: float
+    written_at: float
+    committed_at: float
+
+    @property
+    def seconds(self) -> float:
+        """The run, from its start to its commit."""
+        return self.committed_at - self.started_at
+
+    @property
+    def write_seconds(self) -> float:
+        """The blocks, from the first submitted to the last written."""
+        return self.written_at - self.writing_at
 
     @property
     def mb_per_s(self) -> float:
-        return self.bytes / 1e6 / self.seconds if self.seconds else 0.0
+        return self.bytes / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def write_mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.write_seconds if self.write_seconds > 0 else 0.0

@@ -6,7 +6,7 @@ ingest never inserts, so nothing is ever written twice or out of order.
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,8 @@ import zarr
 from icechunk import IcechunkStore
 from zarr.errors import GroupNotFoundError
 
+from tasks.arrays import ResolvedWrite
+from tasks.dataset import RegionParameter, initialize_dataset
 from tasks.errors import InvalidRequestError
 
 type Overlap = Literal["refuse", "skip", "rewrite"]
@@ -90,3 +92,24 @@ def plan_time_update(source: xr.Dataset, existing: pd.Index | None, dim: str, ov
             "in between; give a source without that gap"
         )
     return TimeUpdate(append, source, int(positions[0]), n_new, len(held), 0)
+
+
+def initialize_update(
+    store: IcechunkStore, update: TimeUpdate, new_target: bool, group: str | None, dim: str, encoding: Any
+) -> list[ResolvedWrite]:
+    """Initialize what `update` writes in the session: create the group, append, or rewrite a region (and append
+    past the end) in the same commit; the lazy variables come back as checked writes."""
+    if new_target:
+        assert update.append is not None
+        return initialize_dataset(store, update.append, group=group, mode="w-", encoding=encoding)
+    if update.rewrite is None:
+        assert update.append is not None
+        return initialize_dataset(store, update.append, group=group, append_dim=dim)
+    if update.append is not None:
+        # grows the arrays and writes the new coordinates; the region write below covers its lazy variables
+        initialize_dataset(store, update.append, group=group, append_dim=dim, safe_chunks=False)
+    rewrite = update.rewrite.drop_vars([v for v in update.rewrite.variables if dim not in update.rewrite[v].dims])
+    region: RegionParameter = {dim: (update.rewrite_start, update.rewrite_start + rewrite.sizes[dim])}
+    # one region per array, from the first rewritten step to the new end: no chunk is shared by two writes, and
+    # our blocks keep a partial edge chunk in one block, so xarray's chunk check is not needed here
+    return initialize_dataset(store, rewrite, group=group, mode="r+", region=region, safe_chunks=False)

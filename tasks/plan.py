@@ -14,12 +14,6 @@ from tasks.errors import ChunkAlignmentError, InvalidRequestError
 type Region = tuple[tuple[int, int], ...]
 """A hyper-rectangle as one (start, stop) pair per dimension, stop exclusive."""
 
-# Each block task costs ~0.25 s of Prefect work on its worker (task run, states, events) and a busy worker on a
-# 2-core machine writes ~55 MB/s: blocks of 64 MiB keep orchestration near 20% at worst, 512 MiB near 2.5%.
-MIN_BLOCK_BYTES = 64 * 2**20
-MAX_BLOCK_BYTES = 512 * 2**20
-BLOCKS_PER_THREAD = 2  # a worker thread that finishes early still finds work
-
 
 @dataclass(frozen=True, slots=True)
 class Block:
@@ -124,10 +118,27 @@ def block_shape(region: Region, unit: tuple[int, ...], itemsize: int, target_byt
     return tuple(reversed(cells))
 
 
-def auto_block_bytes(total_bytes: int, threads: int) -> int:
-    """Block size for a write: each thread gets about BLOCKS_PER_THREAD blocks, within [MIN, MAX]_BLOCK_BYTES."""
-    share = total_bytes // max(1, threads * BLOCKS_PER_THREAD)
-    return min(MAX_BLOCK_BYTES, max(MIN_BLOCK_BYTES, share))
+@dataclass(frozen=True)
+class BlockSizing:
+    """How big blocks are when the request does not say: each worker thread gets about `per_thread` blocks (one
+    that finishes early still finds work), within [`smallest`, `largest`] bytes. What a block task costs its
+    orchestrator sets the floor."""
+
+    smallest: int
+    largest: int
+    per_thread: int
+
+    def block_bytes(self, total_bytes: int, threads: int) -> int:
+        share = total_bytes // max(1, threads * self.per_thread)
+        return min(self.largest, max(self.smallest, share))
+
+
+# A Prefect task run costs ~0.25 s on its worker (task run, states, events) and a busy worker on a 2-core machine
+# writes ~55 MB/s: blocks of 64 MiB keep orchestration near 20% at worst, 512 MiB near 2.5%.
+PREFECT_SIZING = BlockSizing(smallest=64 * 2**20, largest=512 * 2**20, per_thread=2)
+# A plain Dask task costs about a millisecond: small writes still keep every thread busy. Large blocks measured
+# faster than many small ones (benchmarks/end_to_end.py, 1 GiB: 4 blocks 4.6 s, 16 blocks 5.3 s).
+LOCAL_SIZING = BlockSizing(smallest=8 * 2**20, largest=512 * 2**20, per_thread=2)
 
 
 def plan_blocks(

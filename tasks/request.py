@@ -124,5 +124,7 @@ class WriteOptions(BaseModel):
     dask_address: str | None = Field(
         None, pattern=r"^(tcp|tls|inproc|ucx)://", description="Scheduler of an existing Dask cluster"
     )
-    n_workers: PositiveInt | None = Field(None, description="Local cluster workers; default: sized to the machine")
-    processes: bool = Field(True, description="Local cluster workers are processes (False: threads)")
+    n_workers: PositiveInt | None = Field(
+        None, description="Local cluster workers; default: one with a thread per core (processes: one per core)"
+    )
+    processes: bool = Field(False, description="Local cluster workers are processes (default: threads)")

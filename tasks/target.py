@@ -4,8 +4,14 @@ S3 endpoint, region and credentials come from the environment (AWS_* variables),
 secret reaches flow parameters, pickled sessions, logs or the Prefect API.
 """
 
+import fcntl
+import logging
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import icechunk
@@ -35,12 +41,44 @@ def repository_storage(target: str) -> icechunk.Storage:
             # Credentials resolve from the environment wherever the session is used: the pickled fork carries none.
             from_env=True,
         )
-    if parsed.scheme in ("", "file"):
-        path = parsed.path if parsed.scheme == "file" else target
-        return icechunk.local_filesystem_storage(str(Path(path).expanduser().resolve()))
+    path = local_path(target)
+    if path is not None:
+        return icechunk.local_filesystem_storage(str(path))
     raise InvalidRequestError(
         f"target {target!r} has scheme '{parsed.scheme}'; icefloe writes to a local path or s3://bucket/prefix"
     )
+
+
+def local_path(target: str) -> Path | None:
+    """The absolute path of a local target (`data/x`, `./data/x` and `file:///.../data/x` are one), else None."""
+    parsed = urlparse(target)
+    if parsed.scheme not in ("", "file"):
+        return None
+    return Path(parsed.path if parsed.scheme == "file" else target).expanduser().resolve()
+
+
+@contextmanager
+def local_target_lock(target: str, logger: logging.Logger | logging.LoggerAdapter[Any]) -> Iterator[None]:
+    """Hold an OS file lock beside a local repository while a run writes it; wait while another process holds it.
+
+    Icechunk's local storage cannot arbitrate concurrent commits (object stores use conditional writes), and the
+    kernel releases the lock with its process however that ends, so a crashed writer never blocks the next one.
+    The lock file (`.NAME.icefloe-lock` beside the repository) stays. Object-store targets need no lock here.
+    """
+    path = local_path(target)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.icefloe-lock").open("a") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("waiting for another process writing %s", path)
+            started = time.perf_counter()
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            logger.info("holding %s after %.1f s", path, time.perf_counter() - started)
+        yield  # closing the file releases the lock
 
 
 def s3_endpoint_and_region() -> tuple[str | None, str | None]:

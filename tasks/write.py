@@ -1,6 +1,9 @@
 """Writing one block: compute only the block's slice of the source and store it through a fork of the session."""
 
+import itertools
+import logging
 import pickle
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +15,7 @@ import zarr
 from icechunk import ForkSession
 
 from tasks.arrays import ResolvedWrite
-from tasks.errors import BlockWriteError
+from tasks.errors import BlockWriteError, InvalidRequestError
 from tasks.plan import Block, Region, plan_blocks, relative_slices
 
 
@@ -73,6 +76,29 @@ def pristine_copy(fork: ForkSession) -> ForkSession:
     return copy
 
 
+type Part = tuple[tuple[slice, ...], np.ndarray]
+
+
+def computed_parts(source: da.Array, region: Region, unit: tuple[int, ...]) -> list[Part]:
+    """The values of `source`, which fills `region`, with the array slices they go to.
+
+    When every dask chunk boundary inside the region lies on the grid, each chunk comes back as its own part, as
+    `dask.array.store` writes them: no zarr chunk gets two parts, and no copy joins them into one array (a copy that
+    cost a tenth of the CPU of a write). Otherwise the region comes back as one array.
+    """
+    starts = [
+        list(itertools.accumulate(sizes[:-1], initial=start))
+        for sizes, (start, _) in zip(source.chunks, region, strict=True)
+    ]
+    if any(offset % u for offsets, u in zip(starts, unit, strict=True) for offset in offsets[1:]):
+        return [(tuple(slice(a, b) for a, b in region), np.asarray(source.compute(scheduler="sync")))]
+    values = dask.compute(*source.to_delayed().ravel(), scheduler="sync")
+    parts: list[Part] = []
+    for chunk, corner in zip(values, itertools.product(*starts), strict=True):
+        parts.append((tuple(slice(c, c + n) for c, n in zip(corner, np.shape(chunk), strict=True)), chunk))
+    return parts
+
+
 def write_block(
     fork: ForkSession, block: Block, unit: tuple[int, ...], sources: tuple[da.Array, ...], piece_bytes: int
 ) -> ForkSession:
@@ -90,17 +116,45 @@ def write_block(
             pieces = plan_blocks((path,), shape, unit, itemsize, piece_bytes, block.region)
             steps.extend((array, source[relative_slices(p.region, block.region)], p) for p in pieces)
 
-        def compute(i: int) -> np.ndarray:
-            return np.asarray(steps[i][1].compute(scheduler="sync"))
+        def compute(i: int) -> list[Part]:
+            _, source, piece = steps[i]
+            return computed_parts(source, piece.region, unit)
 
         # Compute the next piece while Zarr encodes and stores this one: source and storage overlap.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="icefloe-compute") as pool:
             upcoming = pool.submit(compute, 0) if steps else None
-            for i, (array, _, piece) in enumerate(steps):
+            for i, (array, _, _) in enumerate(steps):
                 assert upcoming is not None
-                values = upcoming.result()
+                parts = upcoming.result()
                 upcoming = pool.submit(compute, i + 1) if i + 1 < len(steps) else None
-                array[piece.slices] = values
+                for slices, values in parts:
+                    array[slices] = values
+    except InvalidRequestError:
+        raise  # the request is wrong: no retry can help, and the caller must be able to tell
     except Exception as e:
         raise BlockWriteError(f"writing block {block.name} failed: {type(e).__name__}: {e}") from e
     return session
+
+
+def write_block_retrying(
+    fork: ForkSession,
+    block: Block,
+    unit: tuple[int, ...],
+    sources: tuple[da.Array, ...],
+    piece_bytes: int,
+    retries: int,
+    retry_delay_seconds: float,
+) -> ForkSession:
+    """`write_block`, tried again after transient failures (the delay doubles each time), each attempt from the
+    pristine `fork`; an invalid request fails at once. Prefect retries its block tasks itself; this is for runs
+    without Prefect."""
+    for attempt in range(retries + 1):
+        try:
+            return write_block(fork, block, unit, sources, piece_bytes)
+        except BlockWriteError as e:
+            if attempt == retries:
+                raise
+            delay = retry_delay_seconds * 2**attempt
+            logging.getLogger("icefloe").warning("%s; retry %d of %d in %.0f s", e, attempt + 1, retries, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -64,3 +64,32 @@ def processes() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
                 with suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=30)
+
+
+def command_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user who has no Prefect API configured: no PREFECT_* variable, a Prefect home of its
+    own (no profile names an API)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ICEFLOE_"))}
+    return {**env, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **extra}
+
+
+def icefloe(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the `icefloe` command as a user would, in a process of its own."""
+    return subprocess.run(
+        [str(BIN / "icefloe"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def processes_marked(marker: str) -> list[str]:
+    """Every process (in any session) whose environment holds ICEFLOE_TEST_MARKER=`marker`: what a command started,
+    whatever became of its parent."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if f"ICEFLOE_TEST_MARKER={marker}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(f"{proc.name}: {(proc / 'cmdline').read_bytes().replace(b'\0', b' ').decode()[:200]}")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found

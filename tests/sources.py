@@ -1,6 +1,7 @@
 """Sources with side effects, for provoking failures. Module-level functions, so process workers can import them."""
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,24 @@ def steps(start: int, stop: int, scale: float = 1.0) -> xr.Dataset:
     """Steps [start, stop) of one synthetic series (a callable source); `scale` makes a "corrected" version."""
     dataset = SyntheticDataset(ntime=96, nlat=19, nlon=36, time_chunk=24).time_slice(start, stop)
     return dataset if scale == 1.0 else dataset.assign({name: dataset[name] * scale for name in dataset.data_vars})
+
+
+def _pause(x: np.ndarray, seconds: float) -> np.ndarray:
+    time.sleep(seconds)
+    return x
+
+
+def slow(ntime: int = 96, seconds: float = 1.0) -> xr.Dataset:
+    """A callable source whose every dask chunk takes `seconds` to compute: a write long enough to interrupt."""
+    dataset = SyntheticDataset(ntime=ntime, nlat=19, nlon=36, time_chunk=8).open()
+    return dataset.map(lambda v: v.copy(data=v.data.map_blocks(_pause, seconds, dtype=v.dtype)) if v.chunks else v)
+
+
+def _broken(x: np.ndarray) -> np.ndarray:
+    raise OSError("injected failure while reading the source")
+
+
+def broken(ntime: int = 48) -> xr.Dataset:
+    """A callable source that opens fine and fails when any block reads it."""
+    dataset = SyntheticDataset(ntime=ntime, nlat=19, nlon=36, time_chunk=24).open()
+    return dataset.map(lambda v: v.copy(data=v.data.map_blocks(_broken, dtype=v.dtype)) if v.chunks else v)

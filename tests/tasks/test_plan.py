@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 
 from tasks.errors import ChunkAlignmentError, InvalidRequestError
 from tasks.plan import (
+    LOCAL_SIZING,
+    PREFECT_SIZING,
     aligned_region,
-    auto_block_bytes,
     check_aligned,
     chunks_of,
     plan_blocks,
@@ -124,9 +125,15 @@ def test_empty_region_plans_no_blocks() -> None:
     assert plan_blocks(("a",), (0, 10), (5, 5), 4, 1024) == []
 
 
-def test_auto_block_size_gives_each_thread_two_blocks_within_bounds() -> None:
+def test_prefect_block_size_gives_each_thread_two_blocks_within_bounds() -> None:
     gib = 2**30
-    assert auto_block_bytes(2 * gib, threads=2) == 512 * 2**20
-    assert auto_block_bytes(1 * gib, threads=2) == 256 * 2**20
-    assert auto_block_bytes(100 * gib, threads=64) == 512 * 2**20  # capped: orchestration is already ~2%
-    assert auto_block_bytes(10 * 2**20, threads=8) == 64 * 2**20  # floored: small writes make few blocks
+    assert PREFECT_SIZING.block_bytes(2 * gib, threads=2) == 512 * 2**20
+    assert PREFECT_SIZING.block_bytes(1 * gib, threads=2) == 256 * 2**20
+    assert PREFECT_SIZING.block_bytes(100 * gib, threads=64) == 512 * 2**20  # capped: orchestration is ~2%
+    assert PREFECT_SIZING.block_bytes(10 * 2**20, threads=8) == 64 * 2**20  # floored: a task run costs ~0.25 s
+
+
+def test_local_block_size_keeps_every_thread_busy_even_for_small_writes() -> None:
+    assert LOCAL_SIZING.block_bytes(64 * 2**20, threads=2) == 16 * 2**20
+    assert LOCAL_SIZING.block_bytes(16 * 2**20, threads=2) == 8 * 2**20
+    assert LOCAL_SIZING.block_bytes(100 * 2**30, threads=2) == 512 * 2**20

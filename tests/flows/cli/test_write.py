@@ -1,6 +1,10 @@
-"""The `icefloe` command: demo, write (and --dry-run), history, --help, and its errors."""
+"""`icefloe write` and `icefloe demo`: here without a Prefect API, as flow runs with one; the plan of a dry run; the
+summary; and the errors."""
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from uuid import UUID
 
@@ -9,25 +13,81 @@ import pytest
 import xarray as xr
 from prefect.settings import PREFECT_API_URL
 
-from flows.cli import demo_source, main, parse_source
+from flows.cli import main
+from flows.cli.write import demo_source, parse_source
 from tasks.sources import SyntheticDataset
 from tests.conftest import open_repo, snapshot_count
+from tests.processes import command_env, icefloe
 from tests.sources import netcdf_files
 
 SMALL = '{"kind": "synthetic", "ntime": 48, "nlat": 19, "nlon": 36, "time_chunk": 24}'
+SUMMARY = re.compile(
+    r"(\d+) MB in (\d+) blocks: written in [\d.]+ s \(\d+ MB/s\); "
+    r"start-up ([\d.]+) s, commit [\d.]+ s; ([\d.]+) s in all"
+)
+
+
+def test_without_a_prefect_api_the_write_runs_here_and_says_where_the_time_went(tmp_path: Path) -> None:
+    target = tmp_path / "repo"
+
+    done = icefloe(
+        "write", SMALL, str(target), "--message", "one-off", env=command_env(tmp_path / "home"), cwd=tmp_path
+    )
+
+    assert done.returncode == 0, done.stderr
+    tip = open_repo(str(target)).lookup_branch("main")
+    assert f"snapshot {tip} on {target} (branch main)" in done.stdout
+    summary = SUMMARY.search(done.stdout)
+    assert summary is not None, done.stdout
+    startup, total = float(summary.group(3)), float(summary.group(4))
+    assert 0 < startup <= total  # start-up counts from the process start, apart from the writing
+    assert "not recorded in Prefect: no API is configured" in done.stdout
+    assert "temporary server" not in done.stderr.lower()
+    assert "Flow run" not in done.stderr
+    snapshots = list(open_repo(str(target)).ancestry(branch="main"))
+    assert [s.message for s in snapshots] == ["one-off", "Repository initialized"]
+    assert snapshots[0].metadata["icefloe"]["orchestrator"] == "local"
+    written = xr.open_zarr(open_repo(str(target)).readonly_session("main").store, consolidated=False)
+    xr.testing.assert_identical(written, SyntheticDataset(**json.loads(SMALL)).open())
+
+
+def test_a_write_without_a_prefect_api_never_imports_prefect(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom flows.cli import main\n"
+        f"assert main(['write', {SMALL!r}, {str(tmp_path / 'repo')!r}]) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'prefect_dask')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=command_env(tmp_path / "home"), cwd=tmp_path,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_block_that_keeps_failing_is_retried_then_nothing_is_committed(tmp_path: Path) -> None:
+    target = tmp_path / "repo"
+    env = command_env(tmp_path / "home")
+
+    done = icefloe("write", "tests.sources:broken", str(target), "--retries", "1", env=env, cwd=Path.cwd())
+
+    assert done.returncode == 1, done.stderr
+    assert "retry 1 of 1" in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("icefloe write: failed, nothing was committed: BlockWriteError: 1 of 1 blocks failed")
+    assert snapshot_count(str(target)) == 1  # only the repository's own first snapshot
 
 
 def test_demo_writes_a_dataset_that_reads_back_identical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In this process Prefect is imported and the test's API configured: the demo is a flow run there."""
     target = str(tmp_path / "demo.icechunk")
 
-    assert main(["demo", "--gib", "0.05", "--target", target, "--n-workers", "1"]) == 0
+    assert main(["demo", "--gib", "0.05", "--target", target]) == 0
 
     repo = open_repo(target)
     written = xr.open_zarr(repo.readonly_session("main").store, consolidated=False)
     xr.testing.assert_identical(written, demo_source(0.05).open())
     out = capsys.readouterr().out
     assert f"snapshot {repo.lookup_branch('main')} on {target}" in out
-    assert "MB/s" in out
+    assert SUMMARY.search(out)
     assert "see the run: http://" in out  # the test's Prefect API keeps the run
 
 
@@ -78,8 +138,8 @@ def test_dry_run_checks_and_prints_the_plan_but_writes_nothing(
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["write", "/nowhere/*.nc", "REPO"], 1, "run failed, nothing was committed: InvalidRequestError: source glob"),
-        (["write", "nowhere.module:fn", "REPO"], 1, "'nowhere.module:fn' cannot be imported"),
+        (["write", "/nowhere/*.nc", "REPO"], 2, "refused, nothing was written: InvalidRequestError: source glob"),
+        (["write", "nowhere.module:fn", "REPO"], 2, "'nowhere.module:fn' cannot be imported"),
         (["write", SMALL, "REPO", "--mode", "r+", "--dry-run"], 2, "GroupNotFoundError: No group found in store"),
         (["write", SMALL, "REPO", "--region", "time=a:b"], 2, "use dim=start:stop, dim=auto or auto"),
     ],
@@ -87,19 +147,11 @@ def test_dry_run_checks_and_prints_the_plan_but_writes_nothing(
 def test_bad_input_exits_with_a_clear_message_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str
 ) -> None:
-    """Exit code 2: refused before any run; 1: the run started and failed."""
+    """Exit code 2: refused before anything was written; 1: the write started and failed."""
     target = tmp_path / "repo"
     assert main([str(target) if a == "REPO" else a for a in argv]) == code
     assert message in capsys.readouterr().err
     assert not target.exists()
-
-
-@pytest.mark.parametrize("command", [[], ["demo"], ["write"], ["history"], ["serve"]])
-def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main([*command, "--help"])
-    assert exit_info.value.code == 0
-    assert "usage: icefloe" in capsys.readouterr().out
 
 
 def test_sources_on_the_command_line() -> None:

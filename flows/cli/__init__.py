@@ -1,0 +1,213 @@
+"""The `icefloe` command: `write` (and `--dry-run`), `demo`, `history` and `serve`.
+
+It answers at once: this module imports only the standard library, and each command imports what it needs when it
+runs. Exit codes: 0 committed (or planned); 1 the write started and failed, nothing was committed; 2 refused before
+anything was written; 130 (Ctrl-C) or 143 (SIGTERM) interrupted.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SOURCE_HELP = (
+    "what to write: NetCDF files (a path, URL or glob), a .zarr store, an .icechunk repository, "
+    "package.module:function, synthetic, or any source as JSON"
+)
+PREFECT_HELP = (
+    "Runs are recorded in the Prefect API that PREFECT_API_URL (or the active Prefect profile) names. With none, "
+    "the write runs here without Prefect, or with --temporary-server on a Prefect server kept for the command."
+)
+
+
+def _write(args: argparse.Namespace) -> int:
+    from flows.cli.run import Prefect
+
+    # before the heavy imports: a temporary server then starts while this process imports the rest
+    prefect = None if args.dry_run else Prefect.choose(args.temporary_server)
+    try:
+        from flows.cli.write import write
+
+        return write(args, prefect)
+    finally:
+        if prefect is not None:
+            prefect.close()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from flows.cli.run import Prefect
+
+    prefect = Prefect.choose(args.temporary_server)
+    try:
+        from flows.cli.write import demo
+
+        return demo(args, prefect)
+    finally:
+        prefect.close()
+
+
+def _history(args: argparse.Namespace) -> int:
+    from flows.cli.history import history
+
+    return history(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.cli.serve import serve
+
+    return serve(args)
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """Where a write runs: the cluster and Prefect."""
+    parser.add_argument("--dask-address", help="scheduler of a running Dask cluster (default: a local one)")
+    parser.add_argument("--n-workers", type=int, help="local Dask workers (default: one, a thread per core)")
+    parser.add_argument("--processes", action="store_true", help="local Dask workers are processes, not threads")
+    parser.add_argument(
+        "--temporary-server",
+        action="store_true",
+        help="with no Prefect API configured, record the run in a Prefect server started for this command",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="icefloe", description="Parallel, atomic writes into Icechunk with Prefect")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    write = commands.add_parser(
+        "write",
+        help="write a dataset into an Icechunk repository (to_zarr semantics, one commit)",
+        description="Write SOURCE into the repository TARGET like Dataset.to_zarr / icechunk's to_icechunk, in one "
+        "commit. " + PREFECT_HELP,
+    )
+    write.add_argument("source", help=SOURCE_HELP)
+    write.add_argument("target", help="repository: a local path or s3://bucket/prefix (S3 settings: AWS_*)")
+    write.add_argument("--group", help="group inside the repository (default: root)")
+    write.add_argument("--mode", choices=["w", "w-", "a", "a-", "r+"], help="as in to_zarr")
+    write.add_argument("--append-dim", help="dimension to append along")
+    write.add_argument("--region", action="append", help="dim=start:stop (repeat per dim), or auto")
+    write.add_argument("--encoding", help='JSON, e.g. \'{"t2m": {"chunks": [24, 361, 720]}}\'')
+    write.add_argument("--no-safe-chunks", dest="safe_chunks", action="store_false", help="as in to_zarr")
+    write.add_argument("--align-chunks", action="store_true", help="as in to_zarr")
+    write.add_argument("--concat-dim", help="dimension NetCDF files are concatenated along")
+    write.add_argument("--branch", default="main", help="branch to commit to (default main)")
+    write.add_argument("--message", help="commit message")
+    write.add_argument("--validation-hook", help="package.module:function called before blocks are written")
+    write.add_argument("--block-mib", type=int, help="MiB per block task (default: from the cluster)")
+    write.add_argument("--retries", type=int, default=3, help="retries per block (default 3)")
+    _run_options(write)
+    write.add_argument("--dry-run", action="store_true", help="check everything, print the plan, write nothing")
+    write.set_defaults(run=_write)
+
+    demo = commands.add_parser(
+        "demo",
+        help="write a synthetic weather dataset into a local repository",
+        description="The demo's synthetic 0.25-degree dataset (two float32 variables, 6-hourly) into a local "
+        "repository, read back and compared. " + PREFECT_HELP,
+    )
+    demo.add_argument("--target", default="data/demo.icechunk", help="repository (default data/demo.icechunk)")
+    demo.add_argument("--gib", type=float, default=1.0, help="size of the dataset in GiB (default 1)")
+    _run_options(demo)
+    demo.set_defaults(run=_demo, dry_run=False)
+
+    history = commands.add_parser(
+        "history", help="list a branch's snapshots with the run that made each", description="Snapshots, newest first."
+    )
+    history.add_argument("target", help="repository: a local path or s3://bucket/prefix")
+    history.add_argument("--branch", default="main", help="branch (default main)")
+    history.add_argument("--limit", type=int, default=20, help="snapshots to show (default 20)")
+    history.set_defaults(run=_history)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the write-dataset, ingest and backfill deployments from this process",
+        description="Serve the deployments until interrupted, with one Dask cluster kept warm for all their runs "
+        "(or the scheduler ICEFLOE_DASK_ADDRESS names). Runs inherit this environment: PREFECT_API_URL and AWS_* "
+        "(S3). The ingest schedule also reads ICEFLOE_INGEST_CRON, ICEFLOE_INGEST_INTERVAL and "
+        "ICEFLOE_INGEST_PARAMETERS.",
+    )
+    environ = os.environ.get
+    serve.add_argument("--ingest-cron", default=environ("ICEFLOE_INGEST_CRON"), help="e.g. '0 6 * * *'")
+    serve.add_argument(
+        "--ingest-interval", type=float, default=environ("ICEFLOE_INGEST_INTERVAL"), help="seconds between runs"
+    )
+    serve.add_argument(
+        "--ingest-parameters",
+        default=environ("ICEFLOE_INGEST_PARAMETERS"),
+        help="the scheduled ingest's parameters, JSON or @file.json",
+    )
+    serve.add_argument(
+        "--n-workers", type=int, help="workers of the warm local cluster (default: sized to the machine)"
+    )
+    serve.add_argument("--processes", action="store_true", help="the warm cluster's workers are processes")
+    serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new runs (default 1)")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def _refused(error: BaseException) -> bool:
+    """A request refused before anything was written, as opposed to a write that failed."""
+    from pydantic import ValidationError
+
+    from tasks.errors import IcefloeError, InvalidRequestError, ValidationHookError
+
+    if isinstance(error, InvalidRequestError | ValidationHookError | ValidationError | argparse.ArgumentTypeError):
+        return True
+    # xarray's and zarr's own refusals (a bad mode, dimension, region or encoding) are ValueErrors and KeyErrors
+    return isinstance(error, ValueError | KeyError) and not isinstance(error, IcefloeError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Dask's per-worker INFO lines drown the run's own log; workers read this from the environment.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    stopped_by: list[int] = []
+    with _interruptible(args.command in ("write", "demo"), stopped_by):
+        try:
+            return int(args.run(args))
+        except BaseException as e:
+            if stopped_by or isinstance(e, KeyboardInterrupt):
+                # whatever the interrupt became on its way out (libraries wrap it), the user stopped the command
+                number = stopped_by[0] if stopped_by else signal.SIGINT
+                print(f"icefloe {args.command}: interrupted ({signal.Signals(number).name})", file=sys.stderr)
+                return 128 + number
+            if isinstance(e, Exception):
+                return _report(args.command, e)
+            raise
+
+
+@contextmanager
+def _interruptible(wanted: bool, stopped_by: list[int]) -> Iterator[None]:
+    """SIGINT and SIGTERM both unwind the command like Ctrl-C, so that it stops its cluster and temporary server
+    and releases its target on the way out; `stopped_by` records which one came."""
+    if not wanted or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(number: int, frame: object) -> None:
+        stopped_by.append(number)
+        raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _report(command: str, error: Exception) -> int:
+    import icechunk
+
+    if _refused(error) or (command != "write" and isinstance(error, icechunk.IcechunkError)):
+        print(f"icefloe {command}: refused, nothing was written: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    from tasks.errors import IcefloeError
+
+    if isinstance(error, IcefloeError | icechunk.IcechunkError | OSError):
+        print(f"icefloe {command}: failed, nothing was committed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    raise error

@@ -1,0 +1,46 @@
+"""The Dask cluster a run uses: the scheduler it names, or a LocalCluster started for it.
+
+Threads by default: writing is decompression, computation, Zstandard and I/O in native code that releases the GIL,
+and a threaded LocalCluster starts in milliseconds where process workers take seconds to start and to import what a
+block needs (benchmarks/local_cluster.py measures both; the README gives the figures). Process workers remain an
+option (`WriteOptions.processes`) for sources that hold the GIL.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dask.config
+from distributed import LocalCluster
+
+from tasks.request import WriteOptions
+
+# Each worker's statistical profiler samples every thread's stack 100 times a second for a dashboard that a cluster
+# started for a run does not have.
+_QUIET_WORKERS = {"distributed.worker.profile.enabled": False}
+
+
+def scheduler_address(options: WriteOptions) -> str | None:
+    """The scheduler the run names, or ICEFLOE_DASK_ADDRESS (which `icefloe serve` sets for its runs)."""
+    return options.dask_address or os.environ.get("ICEFLOE_DASK_ADDRESS") or None
+
+
+def local_cluster_kwargs(options: WriteOptions) -> dict[str, Any]:
+    """`LocalCluster` keywords: every core busy, as one threaded worker or one single-threaded process per core."""
+    cores = os.cpu_count() or 1
+    workers = options.n_workers or (cores if options.processes else 1)
+    return {
+        "processes": options.processes,
+        "n_workers": workers,
+        "threads_per_worker": max(1, cores // workers),
+        # no dashboard, and the scheduler's health endpoint on a free port, not 8787 (which another cluster may have)
+        "dashboard_address": "127.0.0.1:0",
+        "scheduler_kwargs": {"dashboard": False},
+    }
+
+
+@contextmanager
+def local_cluster(options: WriteOptions, **overrides: Any) -> Iterator[LocalCluster]:
+    with dask.config.set(_QUIET_WORKERS), LocalCluster(**{**local_cluster_kwargs(options), **overrides}) as cluster:
+        yield cluster

@@ -1,0 +1,142 @@
+"""What each kind of run does, from taking its target to its one commit, whoever orchestrates it.
+
+The Prefect flows (`flows/`) and the `icefloe` command without a Prefect API call these with their orchestrator.
+"""
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import xarray as xr
+import zarr
+from icechunk import Session
+
+from tasks.arrays import ResolvedWrite, initialize_arrays, resolve_writes
+from tasks.commit import CommitResult
+from tasks.dataset import RegionParameter, WriteMode, initialize_dataset
+from tasks.ingest import Overlap, initialize_update, plan_time_update, target_times
+from tasks.orchestration import Orchestrator
+from tasks.pipeline import write_and_commit
+from tasks.request import ArrayWrite, WriteOptions
+from tasks.sources import DatasetSource, open_source
+from tasks.target import local_target_lock, open_target
+
+
+@contextmanager
+def held_target(orchestrator: Orchestrator, repo: str, branch: str) -> Iterator[None]:
+    """The orchestrator's lock on the target, and the OS lock a local repository needs whoever writes it."""
+    with orchestrator.hold_target(repo, branch), local_target_lock(repo, orchestrator.logger):
+        yield
+
+
+def run_store_array(
+    orchestrator: Orchestrator,
+    repo: str,
+    writes: list[ArrayWrite],
+    branch: str,
+    message: str | None,
+    options: WriteOptions,
+) -> CommitResult:
+    started_at = time.time()
+    with held_target(orchestrator, repo, branch):
+        session, parent_id = open_target(repo, branch)
+        assert parent_id is not None  # open_target creates a missing repository
+        group = zarr.open_group(session.store, mode="a")
+        resolved = resolve_writes(group, writes)
+        initialize_arrays(group, resolved)
+        default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
+        return write_and_commit(
+            orchestrator, session, resolved, options, message or default_message, parent_id, started_at
+        )
+
+
+@dataclass
+class PreparedWrite:
+    """A Dataset initialized in a writable session (never committed here) and its lazy variables, checked."""
+
+    session: Session
+    parent_id: str | None
+    resolved: list[ResolvedWrite]
+
+
+def prepare_write(
+    repo: str, source: DatasetSource, *, branch: str = "main", create: bool = True, **keywords: Any
+) -> PreparedWrite:
+    """Open the source (a bad one fails before the target is even opened), then the target, then initialize."""
+    dataset = open_source(source)
+    session, parent_id = open_target(repo, branch, create=create)
+    return PreparedWrite(session, parent_id, initialize_dataset(session.store, dataset, **keywords))
+
+
+def run_write_dataset(
+    orchestrator: Orchestrator,
+    repo: str,
+    source: DatasetSource,
+    *,
+    group: str | None,
+    mode: WriteMode | None,
+    append_dim: str | None,
+    region: RegionParameter,
+    encoding: dict[str, dict[str, Any]] | None,
+    safe_chunks: bool,
+    align_chunks: bool,
+    branch: str,
+    message: str | None,
+    validation_hook: str | None,
+    options: WriteOptions,
+) -> CommitResult:
+    started_at = time.time()
+    dataset = open_source(source)  # a bad source fails before the target is even opened
+    with held_target(orchestrator, repo, branch):
+        session, parent_id = open_target(repo, branch)
+        assert parent_id is not None
+        resolved = initialize_dataset(
+            session.store,
+            dataset,
+            group=group,
+            mode=mode,
+            append_dim=append_dim,
+            region=region,
+            encoding=encoding,
+            safe_chunks=safe_chunks,
+            align_chunks=align_chunks,
+            validation_hook=validation_hook,
+        )
+        default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
+        return write_and_commit(
+            orchestrator, session, resolved, options, message or default_message, parent_id, started_at
+        )
+
+
+def run_time_update(
+    orchestrator: Orchestrator,
+    repo: str,
+    dataset: xr.Dataset,
+    *,
+    group: str | None,
+    dim: str,
+    overlap: Overlap,
+    encoding: dict[str, dict[str, Any]] | None,
+    branch: str,
+    message: str,
+    options: WriteOptions,
+) -> CommitResult | None:
+    """Write what `plan_time_update` selects, in one commit; None (and no commit) when there is nothing to write."""
+    started_at = time.time()
+    logger = orchestrator.logger
+    with held_target(orchestrator, repo, branch):  # decide and write from the same tip: no other run appends it too
+        session, parent_id = open_target(repo, branch)
+        assert parent_id is not None
+        existing = target_times(session.store, group, dim)
+        update = plan_time_update(dataset, existing, dim, overlap)
+        if update.empty:
+            end = existing[-1] if existing is not None and len(existing) else "nothing"
+            logger.info("nothing new: the target ends at %s; %d source steps skipped", end, update.skipped_steps)
+            return None
+        logger.info(
+            "%d new steps, %d rewritten, %d skipped", update.new_steps, update.rewritten_steps, update.skipped_steps
+        )
+        resolved = initialize_update(session.store, update, existing is None, group, dim, encoding)
+        return write_and_commit(orchestrator, session, resolved, options, message, parent_id, started_at)
