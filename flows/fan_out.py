@@ -25,7 +25,7 @@ from prefect_dask.task_runners import PrefectDaskFuture
 from flows.cluster import cluster_threads
 from flows.progress import block_progress
 from tasks.block_task import write_block_task
-from tasks.orchestration import SubmittedBlock, collect_forks
+from tasks.fan_out import SubmittedBlock, collect_forks
 from tasks.plan import PREFECT_SIZING, Block, BlockSizing
 from tasks.request import WriteOptions
 from tasks.write import BlockJob

@@ -2,19 +2,23 @@
 
 Threads by default: writing is decompression, computation, Zstandard and I/O in native code that releases the GIL,
 and a threaded LocalCluster starts in milliseconds where process workers take seconds to start and to import what a
-block needs (benchmarks/local_cluster.py measures both; the README gives the figures). Process workers remain an
-option (`WriteOptions.processes`) for sources that hold the GIL.
+block needs. benchmarks/local_cluster.py measured the layouts on synthetic, NetCDF, Zarr and store_array sources:
+a thread per core was fastest or tied on each (the README gives the figures). A run without Prefect needs no
+cluster for that: it uses a plain pool of threads (`tasks/local.py`). Process workers remain an option
+(`WriteOptions.processes`) for sources that hold the GIL.
 """
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.config
-from distributed import LocalCluster
 
 from tasks.request import WriteOptions
+
+if TYPE_CHECKING:
+    from distributed import LocalCluster
 
 # Each worker's statistical profiler samples every thread's stack 100 times a second for a dashboard that a cluster
 # started for a run does not have.
@@ -27,9 +31,9 @@ def scheduler_address(options: WriteOptions) -> str | None:
 
 
 def local_cluster_kwargs(options: WriteOptions) -> dict[str, Any]:
-    """`LocalCluster` keywords: every core busy, as one threaded worker or one single-threaded process per core."""
+    """`LocalCluster` keywords: a single-threaded worker per core (threads of this process unless `processes`)."""
     cores = os.cpu_count() or 1
-    workers = options.n_workers or (cores if options.processes else 1)
+    workers = options.n_workers or cores
     return {
         "processes": options.processes,
         "n_workers": workers,
@@ -41,6 +45,8 @@ def local_cluster_kwargs(options: WriteOptions) -> dict[str, Any]:
 
 
 @contextmanager
-def local_cluster(options: WriteOptions, **overrides: Any) -> Iterator[LocalCluster]:
+def local_cluster(options: WriteOptions, **overrides: Any) -> Iterator["LocalCluster"]:
+    from distributed import LocalCluster  # not imported by a run that needs no cluster
+
     with dask.config.set(_QUIET_WORKERS), LocalCluster(**{**local_cluster_kwargs(options), **overrides}) as cluster:
         yield cluster

@@ -1,4 +1,4 @@
-"""What a run needs from whoever orchestrates it, and the block fan-out loop every orchestrator shares.
+"""What a run needs from whoever orchestrates it.
 
 A run (plan -> fork -> write blocks -> verify -> merge -> commit) is the same whether Prefect orchestrates it (a flow
 with block task runs, a target lock held through the Prefect API, run logs) or the `icefloe` command runs it alone,
@@ -7,11 +7,10 @@ that writes blocks, and who to name in the commit's metadata.
 """
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
-from distributed import Client, Future, KilledWorker, as_completed
 from icechunk import ForkSession
 
 from tasks.errors import BlockWriteError
@@ -57,19 +56,6 @@ class Orchestrator(Protocol):
         ...
 
 
-class SubmittedBlock(Protocol):
-    """One block's job on Dask, however it was submitted."""
-
-    @property
-    def future(self) -> Future[ForkSession]: ...
-
-    def result(self) -> ForkSession: ...
-
-    def lost(self, reason: str) -> None:
-        """Its worker died: Dask gave up on it, so whatever tracks it should say so."""
-        ...
-
-
 class Progress(Protocol):
     def advance(self) -> None: ...
 
@@ -83,45 +69,10 @@ def no_progress(total: int) -> Iterator[Progress]:
     yield _Silent()
 
 
-def collect_forks(
-    client: Client,
-    jobs: list[BlockJob],
-    submit: Callable[[list[BlockJob]], list[SubmittedBlock]],
-    progress: Progress,
-    resubmits: int,
-    logger: Logger,
-) -> list[tuple[Block, ForkSession]]:
-    """Submit every job and gather each block's fork as it finishes. A block lost with its worker (Dask's
-    `KilledWorker`, which no retry inside the task sees) is submitted again, up to `resubmits` times; any other
-    failure is final. Raise BlockWriteError when a block failed: nothing must be committed then."""
-    submitted: dict[object, tuple[BlockJob, SubmittedBlock, int]] = {}  # by Dask key
-    finished = as_completed(loop=client.loop)
-
-    def submit_all(batch: list[BlockJob], attempt: int) -> None:
-        for job, block in zip(batch, submit(batch), strict=True):
-            submitted[block.future.key] = (job, block, attempt)
-            finished.add(block.future)
-
-    written: list[tuple[Block, ForkSession]] = []
-    failures: list[str] = []
-    submit_all(jobs, 0)
-    for done in finished:
-        job, block, attempt = submitted.pop(done.key)
-        try:
-            written.append((job.block, block.result()))
-        except KilledWorker as e:
-            block.lost(f"worker lost: {e}")
-            if attempt < resubmits:
-                logger.warning("block %s lost with its worker; submitting it again", job.block.name)
-                submit_all([job], attempt + 1)
-                continue
-            failures.append(f"{job.block.name}: {e}")
-        except Exception as e:
-            failures.append(f"{job.block.name}: {e}")
-        progress.advance()
+def check_all_written(failures: list[str], total: int) -> None:
+    """Raise when a block failed: nothing may be committed then."""
     if failures:
         raise BlockWriteError(
-            f"{len(failures)} of {len(jobs)} blocks failed after retries; nothing was committed. "
+            f"{len(failures)} of {total} blocks failed after retries; nothing was committed. "
             f"First failure: {failures[0]}"
         )
-    return written

@@ -125,6 +125,6 @@ class WriteOptions(BaseModel):
         None, pattern=r"^(tcp|tls|inproc|ucx)://", description="Scheduler of an existing Dask cluster"
     )
     n_workers: PositiveInt | None = Field(
-        None, description="Local cluster workers; default: one with a thread per core (processes: one per core)"
+        None, description="Local cluster workers; default: one per core, each with one thread"
     )
     processes: bool = Field(False, description="Local cluster workers are processes (default: threads)")
