@@ -10,12 +10,15 @@ from typing import Any
 from prefect import get_run_logger
 from prefect.context import FlowRunContext
 
+from flows import prefect_internals
 from flows.cluster import dask_task_runner
 from flows.fan_out import PrefectBlockRunner
 from flows.prefect_api import workers_report_to_flow_api
 from flows.target_lock import target_lock
 from tasks.orchestration import Logger
 from tasks.request import WriteOptions
+
+prefect_internals.install()  # every flow module imports this one
 
 
 class PrefectOrchestrator:
