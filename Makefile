@@ -19,5 +19,7 @@ test: setup
 	$(UV) run pytest
 
 bench: setup
-	$(UV) run python -m benchmarks.store_array_vs_store_dask --gib 2
-	$(UV) run python -m benchmarks.write_dataset_vs_to_icechunk --gib 2
+	$(UV) run python -m benchmarks.end_to_end --repeat 5 --temporary-server
+	$(UV) run python -m benchmarks.local_cluster --gib 1 --repeat 3
+	$(UV) run python -m benchmarks.store_array_vs_store_dask --gib 2 --repeat 5
+	$(UV) run python -m benchmarks.write_dataset_vs_to_icechunk --gib 2 --repeat 5

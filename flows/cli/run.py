@@ -1,7 +1,7 @@
 """How the command runs a write, and the summary it prints.
 
 With a Prefect API configured the write is a `write-dataset` flow run reported to it. With none, it runs here without
-Prefect (`tasks/local.py`): the same run, nothing to start but the Dask cluster. `--temporary-server` records it in a
+Prefect (`tasks/local.py`): the same run, with nothing to start but its threads. `--temporary-server` records it in a
 Prefect server started for the command instead, launched before anything else so that its start-up overlaps the
 command's own.
 """

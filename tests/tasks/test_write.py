@@ -9,7 +9,7 @@ import zarr
 
 from tasks.errors import BlockWriteError
 from tasks.plan import Block, plan_blocks
-from tasks.write import block_sources, write_block
+from tasks.write import block_sources, computed_parts, write_block
 
 
 @pytest.fixture
@@ -86,3 +86,23 @@ def _raise() -> object:
         raise OSError("disk on fire")
 
     return delayed(boom)()
+
+
+def test_chunks_on_the_grid_come_back_one_part_each_without_a_joining_copy() -> None:
+    source = da.arange(12, chunks=4).reshape(12, 1).rechunk((4, 1))
+    parts = computed_parts(source, ((10, 22), (0, 1)), (2, 1))
+
+    assert [p[0] for p in parts] == [
+        (slice(10, 14), slice(0, 1)),
+        (slice(14, 18), slice(0, 1)),
+        (slice(18, 22), slice(0, 1)),
+    ]
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), source.compute())
+
+
+def test_chunks_off_the_grid_come_back_as_one_part_so_no_chunk_is_written_twice() -> None:
+    source = da.arange(12, chunks=3).reshape(12, 1).rechunk((3, 1))
+    parts = computed_parts(source, ((10, 22), (0, 1)), (2, 1))
+
+    assert [p[0] for p in parts] == [(slice(10, 22), slice(0, 1))]
+    np.testing.assert_array_equal(parts[0][1], source.compute())
