@@ -165,14 +165,11 @@ def served_run(api: str, target: Path, steps: int) -> float:
 def in_process_write(target: Path, steps: int) -> float:
     """The same write in this process, on a warm interpreter: what the run costs without serving."""
     from tasks.local import LocalOrchestrator
-    from tasks.request import WriteOptions
     from tasks.runs import run_write_dataset
     from tasks.sources import SyntheticDataset
 
     started = time.perf_counter()
-    run_write_dataset(LocalOrchestrator(), str(target), SyntheticDataset(**source(steps)), group=None, mode="w",
-                      append_dim=None, region=None, encoding=ENCODING, safe_chunks=True, align_chunks=False,
-                      branch="main", message=None, validation_hook=None, options=WriteOptions())  # fmt: skip
+    run_write_dataset(LocalOrchestrator(), str(target), SyntheticDataset(**source(steps)), mode="w", encoding=ENCODING)
     return time.perf_counter() - started
 
 

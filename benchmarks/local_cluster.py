@@ -59,9 +59,7 @@ def write_dataset(source: DatasetSource) -> Callable[[Path, WriteOptions], None]
     encoding = {name: {"chunks": CHUNKS} for name in ("t2m", "u10")}
 
     def write(target: Path, options: WriteOptions) -> None:
-        run_write_dataset(LocalOrchestrator(), str(target), source, group=None, mode="w", append_dim=None,
-                          region=None, encoding=encoding, safe_chunks=True, align_chunks=False, branch="main",
-                          message=None, validation_hook=None, options=options)  # fmt: skip
+        run_write_dataset(LocalOrchestrator(), str(target), source, mode="w", encoding=encoding, options=options)
 
     return write
 

@@ -75,18 +75,19 @@ def run_write_dataset(
     repo: str,
     source: DatasetSource,
     *,
-    group: str | None,
-    mode: WriteMode | None,
-    append_dim: str | None,
-    region: RegionParameter,
-    encoding: dict[str, dict[str, Any]] | None,
-    safe_chunks: bool,
-    align_chunks: bool,
-    branch: str,
-    message: str | None,
-    validation_hook: str | None,
-    options: WriteOptions,
+    group: str | None = None,
+    mode: WriteMode | None = None,
+    append_dim: str | None = None,
+    region: RegionParameter = None,
+    encoding: dict[str, dict[str, Any]] | None = None,
+    safe_chunks: bool = True,
+    align_chunks: bool = False,
+    branch: str = "main",
+    message: str | None = None,
+    validation_hook: str | None = None,
+    options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
 ) -> CommitResult:
+    """`write_dataset`'s run (the flow's keywords and defaults), for any orchestrator."""
     started_at = time.time()
     dataset = open_source(source)  # a bad source fails before the target is even opened
     with held_target(orchestrator, repo, branch):

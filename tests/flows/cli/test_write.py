@@ -76,6 +76,19 @@ def test_a_block_that_keeps_failing_is_retried_then_nothing_is_committed(tmp_pat
     assert snapshot_count(str(target)) == 1  # only the repository's own first snapshot
 
 
+def test_the_demo_without_a_prefect_api_reads_back_identical(tmp_path: Path) -> None:
+    """What `make demo` runs on a machine with no Prefect API configured."""
+    target = tmp_path / "demo.icechunk"
+
+    done = icefloe("demo", "--gib", "0.05", "--target", str(target), env=command_env(tmp_path / "home"), cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert "identical to the source" in done.stdout
+    assert "not recorded in Prefect" in done.stdout
+    written = xr.open_zarr(open_repo(str(target)).readonly_session("main").store, consolidated=False)
+    xr.testing.assert_identical(written, demo_source(0.05).open())
+
+
 def test_demo_writes_a_dataset_that_reads_back_identical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """In this process Prefect is imported and the test's API configured: the demo is a flow run there."""
     target = str(tmp_path / "demo.icechunk")
