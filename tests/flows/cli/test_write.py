@@ -11,6 +11,7 @@ from uuid import UUID
 import httpx
 import pytest
 import xarray as xr
+from distributed import LocalCluster
 from prefect.settings import PREFECT_API_URL
 
 from flows.cli import main
@@ -21,6 +22,7 @@ from tests.processes import command_env, icefloe
 from tests.sources import netcdf_files
 
 SMALL = '{"kind": "synthetic", "ntime": 48, "nlat": 19, "nlon": 36, "time_chunk": 24}'
+MEDIUM = '{"kind": "synthetic", "ntime": 96, "nlat": 181, "nlon": 360, "time_chunk": 24}'  # 50 MB, 12.5 MB a step
 SUMMARY = re.compile(
     r"(\d+) MB in (\d+) blocks: written in [\d.]+ s \(\d+ MB/s\); "
     r"start-up ([\d.]+) s, commit [\d.]+ s; ([\d.]+) s in all"
@@ -61,6 +63,28 @@ def test_a_write_without_a_prefect_api_never_imports_prefect(tmp_path: Path) -> 
                           capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_without_a_prefect_api_blocks_go_to_the_scheduler_named(tmp_path: Path) -> None:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                      dashboard_address=None) as cluster:  # fmt: skip
+        argv = [
+            "write",
+            MEDIUM,
+            str(tmp_path / "repo"),
+            "--dask-address",
+            cluster.scheduler_address,
+            "--block-mib",
+            "32",
+        ]
+        done = icefloe(*argv, env=command_env(tmp_path / "home"), cwd=Path.cwd())
+        block_tasks = {entry[0] for entry in cluster.scheduler.transition_log if str(entry[0]).startswith("write-")}
+
+    assert done.returncode == 0, done.stderr
+    assert "in 2 blocks" in done.stdout
+    assert len(block_tasks) == 2  # the blocks ran on the cluster named, as plain Dask tasks
+    written = xr.open_zarr(open_repo(str(tmp_path / "repo")).readonly_session("main").store, consolidated=False)
+    xr.testing.assert_identical(written, SyntheticDataset(**json.loads(MEDIUM)).open())
 
 
 def test_a_block_that_keeps_failing_is_retried_then_nothing_is_committed(tmp_path: Path) -> None:
