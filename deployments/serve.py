@@ -5,7 +5,6 @@ Runs start as subprocesses of the serving process and inherit its environment: P
 (AWS_*). `prefect.yaml` declares the same deployments for a work pool.
 """
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 
+from flows.environment import environment_variable
 from flows.ingest import backfill, ingest
 from flows.write_dataset import write_dataset
 from tasks.cluster import local_cluster, scheduler_address
@@ -75,12 +75,11 @@ def warm_cluster(options: WriteOptions) -> Iterator[str]:
         yield address
         return
     # over TCP: the runs are other processes; process workers import what a block task needs before the first run
-    with local_cluster(options, protocol="tcp", host="127.0.0.1", preload=["flows.fan_out"]) as cluster:
-        os.environ["ICEFLOE_DASK_ADDRESS"] = cluster.scheduler_address
-        try:
-            yield cluster.scheduler_address
-        finally:
-            del os.environ["ICEFLOE_DASK_ADDRESS"]
+    with (
+        local_cluster(options, protocol="tcp", host="127.0.0.1", preload=["flows.fan_out"]) as cluster,
+        environment_variable("ICEFLOE_DASK_ADDRESS", cluster.scheduler_address),
+    ):
+        yield cluster.scheduler_address
 
 
 def serve_deployments(

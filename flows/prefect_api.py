@@ -1,6 +1,5 @@
 """Which Prefect API a run and all its Dask workers report to."""
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,6 +8,7 @@ from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from flows.environment import environment_variable
 from flows.temporary_server import TemporaryServer
 
 
@@ -26,19 +26,13 @@ def running_prefect_api(server: TemporaryServer | None = None) -> Iterator[str]:
     server = server or TemporaryServer.start()
     try:
         url = server.api_url()
-        previous = os.environ.get("PREFECT_API_URL")
-        os.environ["PREFECT_API_URL"] = url
-        try:
-            with temporary_settings(updates={PREFECT_API_URL: url}):
+        with environment_variable("PREFECT_API_URL", url), temporary_settings(updates={PREFECT_API_URL: url}):
+            try:
                 yield url
-        finally:
-            # Deliver queued logs and events while their server is still there.
-            APILogHandler().flush()
-            EventsWorker.drain_all(timeout=10)
-            if previous is None:
-                os.environ.pop("PREFECT_API_URL", None)
-            else:
-                os.environ["PREFECT_API_URL"] = previous
+            finally:
+                # Deliver queued logs and events while their server is still there.
+                APILogHandler().flush()
+                EventsWorker.drain_all(timeout=10)
     finally:
         server.stop()
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from flows.bar import terminal_bar
+from flows.environment import environment_variable
 from flows.temporary_server import TemporaryServer
 
 if TYPE_CHECKING:
@@ -98,16 +99,16 @@ def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
 
     open_source(call.source)  # a bad source is refused now, not after the server answered
     with ExitStack() as stack:
-        options = call.options
-        if scheduler_address(options) is None:
-            cluster = stack.enter_context(local_cluster(options, preload=["flows.fan_out"]))
-            options = options.model_copy(update={"dask_address": cluster.scheduler_address})
+        if scheduler_address(call.options) is None:
+            cluster = stack.enter_context(local_cluster(call.options, preload=["flows.fan_out"]))
+            # the flow finds it where it finds `icefloe serve`'s: its parameters stay the user's request
+            stack.enter_context(environment_variable("ICEFLOE_DASK_ADDRESS", cluster.scheduler_address))
         api = stack.enter_context(running_prefect_api(prefect.server))
         state = write_dataset(
             repo=call.repo,
             source=call.source,
             message=call.message,
-            options=options,
+            options=call.options,
             return_state=True,
             **call.keywords,
         )
