@@ -120,10 +120,4 @@ def mark_crashed(task_run_id: UUID, message: str) -> None:
 
 
 def _params(fork: ForkSession, job: BlockJob, options: WriteOptions) -> dict[str, Any]:
-    return {
-        "fork": fork,
-        "block": job.block,
-        "unit": job.unit,
-        "sources": job.sources,
-        "piece_bytes": options.piece_bytes,
-    }
+    return {"fork": fork, "job": job, "piece_bytes": options.piece_bytes}

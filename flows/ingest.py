@@ -10,7 +10,7 @@ from tasks.commit import CommitResult
 from tasks.ingest import Overlap
 from tasks.request import WriteOptions
 from tasks.runs import run_time_update
-from tasks.sources import NamedSource, open_source
+from tasks.sources import NamedSource, open_source, source_fingerprint
 
 
 @flow(name="ingest")
@@ -50,6 +50,7 @@ def ingest(
         branch=branch,
         message=f"icefloe ingest: new {time_dim} steps into {group or '/'}",
         options=options,
+        source_state=source_fingerprint(source) if options.resume else "",
     )
 
 
@@ -89,4 +90,5 @@ def backfill(
         branch=branch,
         message=f"icefloe backfill: {time_dim} {start or 'start'} to {end or 'end'} in {group or '/'}",
         options=options,
+        source_state=source_fingerprint(source) if options.resume else "",
     )

@@ -1,6 +1,5 @@
 """The Prefect task around `write_block`: a name per block, retries, no input hashing."""
 
-import dask.array as da
 from icechunk import ForkSession
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
@@ -8,8 +7,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from tasks.errors import InvalidRequestError
-from tasks.plan import Block
-from tasks.write import write_block
+from tasks.write import BlockJob, write_block
 
 
 def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:
@@ -25,13 +23,11 @@ def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: Stat
 
 @task(
     name="write-block",
-    task_run_name="write {block.name}",
+    task_run_name="write {job.block.name}",
     cache_policy=NO_CACHE,  # inputs are sessions and dask graphs: hashing them is slow and meaningless
     retries=3,
     retry_delay_seconds=1,
     retry_condition_fn=retry_unless_invalid,
 )
-def write_block_task(
-    fork: ForkSession, block: Block, unit: tuple[int, ...], sources: tuple[da.Array, ...], piece_bytes: int
-) -> ForkSession:
-    return write_block(fork, block, unit, sources, piece_bytes)
+def write_block_task(fork: ForkSession, job: BlockJob, piece_bytes: int) -> ForkSession:
+    return write_block(fork, job.block, job.unit, job.sources, piece_bytes, job.keep)

@@ -3,7 +3,7 @@
 from typing import Any
 
 from icechunk import ConflictDetector, ConflictError, RebaseFailedError, Session
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import CommitConflictError
 
@@ -39,6 +39,7 @@ class CommitResult(BaseModel):
     parent_id: str
     branch: str
     blocks: int
+    reused_blocks: int = Field(0, description="Blocks kept by an earlier attempt of the same request, not rewritten")
     bytes: int
     started_at: float
     writing_at: float

@@ -91,7 +91,9 @@ def initialize_dataset(
     if not writer.lazy:
         return []
     # xarray has checked the alignment already, as safe_chunks asks; our blocks keep every chunk in one block
-    return resolve_writes(zarr.open_group(store, mode="r"), writer.lazy, partial_edge_chunks=True)
+    resolved = resolve_writes(zarr.open_group(store, mode="r"), writer.lazy, partial_edge_chunks=True)
+    # xarray's order follows set iteration, which varies between processes: blocks must be named alike in each
+    return sorted(resolved, key=lambda r: r.path)
 
 
 def run_validation(function: str, store: IcechunkStore, group: str | None) -> None:

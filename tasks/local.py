@@ -34,9 +34,7 @@ type ProgressFactory = Callable[[int], AbstractContextManager[Progress]]
 
 
 def _write(fork: ForkSession, job: BlockJob, options: WriteOptions) -> ForkSession:
-    return write_block_retrying(
-        fork, job.block, job.unit, job.sources, options.piece_bytes, options.retries, options.retry_delay_seconds
-    )
+    return write_block_retrying(fork, job, options.piece_bytes, options.retries, options.retry_delay_seconds)
 
 
 @dataclass(frozen=True)

@@ -9,43 +9,77 @@ from icechunk import ForkSession, Session
 
 from tasks.arrays import ResolvedWrite, region_bytes
 from tasks.commit import CommitResult, commit_session
+from tasks.errors import BlockWriteError
+from tasks.kept_forks import KeptForks, run_key
 from tasks.merge import merge_forks, verify_forks
 from tasks.orchestration import Orchestrator
 from tasks.plan import Block
 from tasks.request import WriteOptions
-from tasks.write import BlockJob, plan_jobs
+from tasks.write import BlockJob, plan_jobs, with_keep
 
 
 def write_and_commit(
     orchestrator: Orchestrator,
+    target: str,
     session: Session,
     resolved: list[ResolvedWrite],
     options: WriteOptions,
     message: str,
     parent_id: str,
     started_at: float,
+    source_state: str = "",
 ) -> CommitResult:
     """Write every resolved region block by block through forks of `session`, then commit once.
 
     `started_at` (`time.time()`) is when the run began; the result times start-up, writing and the commit apart.
+    Finished blocks are kept beside `target` until the commit: an earlier attempt of the same request (same tip,
+    same initialized arrays, same source, `source_state` being what `source_fingerprint` says of it) left those
+    it finished, and only the others are written.
     """
     logger = orchestrator.logger
     nbytes = sum(region_bytes(r.region, r.dtype.itemsize) for r in resolved)
     jobs: list[BlockJob] = []
     written: list[tuple[Block, ForkSession]] = []
+    reused: list[tuple[Block, ForkSession]] = []
     writing_at = written_at = time.time()
+    kept: KeptForks | None = None
     if resolved:  # only metadata and in-memory variables: no cluster needed
+        if options.resume:
+            kept = KeptForks(target, run_key(session, resolved, parent_id, source_state))
+            session = kept.resume_session(session, logger)
         with orchestrator.block_runner(options) as runner:
             block_bytes = options.block_bytes or runner.sizing.block_bytes(nbytes, runner.threads)
+            if kept is not None and options.block_bytes is None:
+                block_bytes = kept.block_bytes(block_bytes)
             jobs = plan_jobs(resolved, block_bytes)
-            logger.info("writing %d arrays in %d blocks (branch %s)", len(resolved), len(jobs), session.branch)
+            if kept is not None:
+                reused = kept.load_blocks([j.block for j in jobs], session, logger)
+            done = {block.name for block, _ in reused}
+            todo = with_keep([j for j in jobs if j.block.name not in done], kept)
+            logger.info(
+                "writing %d arrays in %d blocks (branch %s)%s",
+                len(resolved),
+                len(todo),
+                session.branch,
+                f"; {len(reused)} blocks kept by an earlier attempt are reused" if reused else "",
+            )
             writing_at = time.time()
-            written = runner.write_blocks(session.fork(), jobs, options)
+            try:
+                written = reused + (runner.write_blocks(session.fork(), todo, options) if todo else [])
+            except BlockWriteError as e:
+                if kept is None:
+                    raise
+                raise BlockWriteError(
+                    f"{e}. The blocks that finished are kept beside the target: the same request run again "
+                    "writes only the others"
+                ) from e
             written_at = time.time()
     verify_forks(written, {r.path: r.unit for r in resolved})
     merge_forks(session, written)
 
-    metadata = {"icefloe": {**orchestrator.run_metadata(), "blocks": len(jobs), "bytes": nbytes}}
+    metadata = {
+        "icefloe": {**orchestrator.run_metadata(), "blocks": len(jobs), "reused_blocks": len(reused), "bytes": nbytes}
+    }
     branch = str(session.branch)  # a session forgets its branch once it has committed
     snapshot_id = commit_session(session, message, metadata, options.commit_retries)
     result = CommitResult(
@@ -53,6 +87,7 @@ def write_and_commit(
         parent_id=parent_id,
         branch=branch,
         blocks=len(jobs),
+        reused_blocks=len(reused),
         bytes=nbytes,
         started_at=started_at,
         writing_at=writing_at,
@@ -69,4 +104,9 @@ def write_and_commit(
         result.write_mb_per_s,
         result.seconds,
     )
+    if kept is not None:
+        try:
+            kept.clear()
+        except Exception as e:  # the commit stands; leftovers are listed and cleared by `icefloe kept`
+            logger.warning("committed; removing the kept blocks failed (%s): `icefloe kept TARGET --clear` does it", e)
     return result

@@ -128,3 +128,8 @@ class WriteOptions(BaseModel):
         None, description="Local cluster workers; default: one per core, each with one thread"
     )
     processes: bool = Field(False, description="Local cluster workers are processes (default: threads)")
+    resume: bool = Field(
+        True,
+        description="Keep each finished block beside the target until the commit, so that the same request run "
+        "again after a failure writes only the blocks that are missing",
+    )

@@ -20,7 +20,7 @@ from tasks.ingest import Overlap, initialize_update, plan_time_update, target_ti
 from tasks.orchestration import Orchestrator
 from tasks.pipeline import write_and_commit
 from tasks.request import ArrayWrite, WriteOptions
-from tasks.sources import DatasetSource, open_source
+from tasks.sources import DatasetSource, open_source, source_fingerprint
 from tasks.target import local_target_lock, open_target
 
 
@@ -48,7 +48,7 @@ def run_store_array(
         initialize_arrays(group, resolved)
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
         return write_and_commit(
-            orchestrator, session, resolved, options, message or default_message, parent_id, started_at
+            orchestrator, repo, session, resolved, options, message or default_message, parent_id, started_at
         )
 
 
@@ -90,6 +90,7 @@ def run_write_dataset(
     """`write_dataset`'s run (the flow's keywords and defaults), for any orchestrator."""
     started_at = time.time()
     dataset = open_source(source)  # a bad source fails before the target is even opened
+    source_state = source_fingerprint(source) if options.resume else ""
     with held_target(orchestrator, repo, branch):
         session, parent_id = open_target(repo, branch)
         assert parent_id is not None
@@ -107,7 +108,15 @@ def run_write_dataset(
         )
         default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
         return write_and_commit(
-            orchestrator, session, resolved, options, message or default_message, parent_id, started_at
+            orchestrator,
+            repo,
+            session,
+            resolved,
+            options,
+            message or default_message,
+            parent_id,
+            started_at,
+            source_state,
         )
 
 
@@ -123,6 +132,7 @@ def run_time_update(
     branch: str,
     message: str,
     options: WriteOptions,
+    source_state: str = "",
 ) -> CommitResult | None:
     """Write what `plan_time_update` selects, in one commit; None (and no commit) when there is nothing to write."""
     started_at = time.time()
@@ -140,4 +150,6 @@ def run_time_update(
             "%d new steps, %d rewritten, %d skipped", update.new_steps, update.rewritten_steps, update.skipped_steps
         )
         resolved = initialize_update(session.store, update, existing is None, group, dim, encoding)
-        return write_and_commit(orchestrator, session, resolved, options, message, parent_id, started_at)
+        return write_and_commit(
+            orchestrator, repo, session, resolved, options, message, parent_id, started_at, source_state
+        )

@@ -5,6 +5,7 @@ of its own region, so it opens only the files (or objects) that region needs, wh
 S3 endpoint and credentials come from the environment, as for targets.
 """
 
+import json
 from typing import Annotated, Any, Literal
 
 import dask.array as da
@@ -27,23 +28,10 @@ from pydantic import (
 
 from tasks.callables import CALLABLE_PATTERN, import_function
 from tasks.errors import InvalidRequestError
-from tasks.target import repository_storage, s3_endpoint_and_region
+from tasks.target import repository_storage, storage_options
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _VARIABLES = Field(None, description="Data variables to keep (with their coordinates); default: all")
-
-
-def storage_options(url: str, anonymous: bool = False) -> dict[str, Any] | None:
-    """fsspec options for a URL: for s3://, the endpoint the environment names (credentials stay there)."""
-    if not url.startswith("s3://"):
-        return None
-    endpoint, region = s3_endpoint_and_region()
-    options: dict[str, Any] = {"anon": anonymous}
-    if endpoint:
-        options["endpoint_url"] = endpoint
-    if region:
-        options["client_kwargs"] = {"region_name": region}
-    return options
 
 
 def _select(dataset: xr.Dataset, variables: list[str] | None, where: str) -> xr.Dataset:
@@ -55,6 +43,15 @@ def _select(dataset: xr.Dataset, variables: list[str] | None, where: str) -> xr.
             f"variables {missing} are not in {where}; it has {sorted(map(str, dataset.data_vars))}"
         )
     return dataset[variables]
+
+
+def _files_state(fs: fsspec.AbstractFileSystem, paths: list[str]) -> str:
+    """Each file's size and modification time (its ETag on S3): what changes when its content does."""
+    state = []
+    for path in paths:
+        info = fs.info(path)
+        state.append([path, info.get("size"), info.get("mtime"), info.get("ETag"), str(info.get("LastModified"))])
+    return json.dumps(state, default=str)
 
 
 class NetCDFSource(BaseModel):
@@ -94,6 +91,10 @@ class NetCDFSource(BaseModel):
                 found.append(pattern)
         return found
 
+    def fingerprint(self) -> str:
+        urls = self.urls()
+        return _files_state(fsspec.url_to_fs(urls[0], **(storage_options(urls[0], self.anonymous) or {}))[0], urls)
+
     def open(self) -> xr.Dataset:
         urls = self.urls()
         dataset = xr.open_mfdataset(
@@ -122,6 +123,11 @@ class ZarrSource(BaseModel):
     group: str | None = Field(None, description="Group inside the store; default: the root")
     variables: list[str] | None = _VARIABLES
     anonymous: bool = Field(False, description="Read public S3 objects without credentials")
+
+    def fingerprint(self) -> str:
+        """Every object of the store: a rewritten chunk changes the store's content but not its metadata."""
+        fs, path = fsspec.url_to_fs(self.url, **(storage_options(self.url, self.anonymous) or {}))
+        return _files_state(fs, sorted(fs.find(path)))
 
     def open(self) -> xr.Dataset:
         options = storage_options(self.url, self.anonymous)
@@ -152,15 +158,20 @@ class IcechunkSource(BaseModel):
             raise ValueError(f"give at most one of branch, tag and snapshot_id, not {' and '.join(given)}")
         return self
 
-    def open(self) -> xr.Dataset:
+    def _session(self) -> icechunk.Session:
         try:
             repository = icechunk.Repository.open(repository_storage(self.repo))
             if self.tag is not None or self.snapshot_id is not None:
-                session = repository.readonly_session(tag=self.tag, snapshot_id=self.snapshot_id)
-            else:
-                session = repository.readonly_session(branch=self.branch or "main")
+                return repository.readonly_session(tag=self.tag, snapshot_id=self.snapshot_id)
+            return repository.readonly_session(branch=self.branch or "main")
         except icechunk.IcechunkError as e:
             raise InvalidRequestError(f"cannot read the Icechunk source {self.repo!r}: {e}") from e
+
+    def fingerprint(self) -> str:
+        return self._session().snapshot_id
+
+    def open(self) -> xr.Dataset:
+        session = self._session()
         dataset = xr.open_zarr(session.store, group=self.group, consolidated=False)
         return _select(dataset, self.variables, f"the Icechunk source {self.repo!r}")
 
@@ -248,6 +259,13 @@ type NamedSource = Annotated[
 """A source a deployment can name in JSON; `kind` says which."""
 
 type DatasetSource = NamedSource | InMemoryDataset
+
+
+def source_fingerprint(source: DatasetSource) -> str:
+    """What identifies the source's content beyond the names of its dask graphs (which encode how it is computed):
+    the files' sizes and modification times, an Icechunk source's snapshot. Empty where the graph names suffice
+    (synthetic data, in-memory Datasets) or nothing more is known (a function's own inputs)."""
+    return source.fingerprint() if isinstance(source, NetCDFSource | ZarrSource | IcechunkSource) else ""
 
 
 def open_source(source: DatasetSource) -> xr.Dataset:

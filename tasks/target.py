@@ -87,6 +87,19 @@ def s3_endpoint_and_region() -> tuple[str | None, str | None]:
     return endpoint, os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
 
 
+def storage_options(url: str, anonymous: bool = False) -> dict[str, Any] | None:
+    """fsspec options for a URL: for s3://, the endpoint the environment names (credentials stay there)."""
+    if not url.startswith("s3://"):
+        return None
+    endpoint, region = s3_endpoint_and_region()
+    options: dict[str, Any] = {"anon": anonymous}
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    if region:
+        options["client_kwargs"] = {"region_name": region}
+    return options
+
+
 def open_repository(target: str) -> icechunk.Repository:
     """Open the repository at `target`, creating an empty one if nothing is there yet."""
     return icechunk.Repository.open_or_create(repository_storage(target))

@@ -16,6 +16,7 @@ from icechunk import ForkSession
 
 from tasks.arrays import ResolvedWrite
 from tasks.errors import BlockWriteError, InvalidRequestError
+from tasks.kept_forks import KeptForks
 from tasks.plan import Block, Region, plan_blocks, relative_slices
 
 
@@ -26,6 +27,7 @@ class BlockJob:
     block: Block
     unit: tuple[int, ...]
     sources: tuple[da.Array, ...]
+    keep: KeptForks | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ def block_sources(sources: list[da.Array], write_region: Region, block: Block) -
     return tuple(dask.optimize(*(source[inner] for source in sources)))
 
 
+def with_keep(jobs: list[BlockJob], keep: KeptForks | None) -> list[BlockJob]:
+    return [BlockJob(j.block, j.unit, j.sources, keep) for j in jobs]
+
+
 def pristine_copy(fork: ForkSession) -> ForkSession:
     """A fresh fork from the same bytes: a retried attempt must not see what a failed attempt wrote."""
     copy: ForkSession = pickle.loads(pickle.dumps(fork))
@@ -100,10 +106,15 @@ def computed_parts(source: da.Array, region: Region, unit: tuple[int, ...]) -> l
 
 
 def write_block(
-    fork: ForkSession, block: Block, unit: tuple[int, ...], sources: tuple[da.Array, ...], piece_bytes: int
+    fork: ForkSession,
+    block: Block,
+    unit: tuple[int, ...],
+    sources: tuple[da.Array, ...],
+    piece_bytes: int,
+    keep: KeptForks | None = None,
 ) -> ForkSession:
     """Write each source (the block's slice of it) into `block.region` of its array through a copy of `fork`;
-    return that copy.
+    return that copy, kept in `keep` first when given.
 
     Each array is written piece by piece, each piece on the grid, so memory stays near `piece_bytes`.
     """
@@ -129,6 +140,8 @@ def write_block(
                 upcoming = pool.submit(compute, i + 1) if i + 1 < len(steps) else None
                 for slices, values in parts:
                     array[slices] = values
+        if keep is not None:
+            keep.save_block(block, session)
     except InvalidRequestError:
         raise  # the request is wrong: no retry can help, and the caller must be able to tell
     except Exception as e:
@@ -137,20 +150,14 @@ def write_block(
 
 
 def write_block_retrying(
-    fork: ForkSession,
-    block: Block,
-    unit: tuple[int, ...],
-    sources: tuple[da.Array, ...],
-    piece_bytes: int,
-    retries: int,
-    retry_delay_seconds: float,
+    fork: ForkSession, job: BlockJob, piece_bytes: int, retries: int, retry_delay_seconds: float
 ) -> ForkSession:
     """`write_block`, tried again after transient failures (the delay doubles each time), each attempt from the
     pristine `fork`; an invalid request fails at once. Prefect retries its block tasks itself; this is for runs
     without Prefect."""
     for attempt in range(retries + 1):
         try:
-            return write_block(fork, block, unit, sources, piece_bytes)
+            return write_block(fork, job.block, job.unit, job.sources, piece_bytes, job.keep)
         except BlockWriteError as e:
             if attempt == retries:
                 raise

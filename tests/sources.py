@@ -4,6 +4,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import dask.array as da
 import numpy as np
@@ -113,3 +114,28 @@ def broken(ntime: int = 48) -> xr.Dataset:
     """A callable source that opens fine and fails when any block reads it."""
     dataset = SyntheticDataset(ntime=ntime, nlat=19, nlon=36, time_chunk=24).open()
     return dataset.map(lambda v: v.copy(data=v.data.map_blocks(_broken, dtype=v.dtype)) if v.chunks else v)
+
+
+def _counted(x: np.ndarray, marker_dir: str, variable: str, pause: float, block_info: Any = None) -> np.ndarray:
+    chunk = "-".join(map(str, block_info[0]["chunk-location"])) if block_info else "?"
+    time.sleep(pause)
+    Path(marker_dir, f"read-{variable}-{chunk}-{uuid4().hex}").touch()
+    if Path(marker_dir, f"fail-{chunk}").exists():
+        raise OSError(f"injected failure while reading chunk {chunk} of {variable}")
+    return x
+
+
+def counted(marker_dir: str, ntime: int = 96, pause: float = 0.0) -> xr.Dataset:
+    """A callable source (24 steps a chunk) that leaves a file `read-<variable>-<chunk>-*` in `marker_dir` for every
+    chunk computed, fails while a file `fail-<chunk>` exists there, and takes `pause` seconds a chunk.
+    Its dask names are the same for the same arguments: what fails, and when, is not part of the request."""
+    dataset = SyntheticDataset(ntime=ntime, nlat=19, nlon=36, time_chunk=24).open()
+    return dataset.map(
+        lambda v: v.copy(data=v.data.map_blocks(_counted, marker_dir, v.name, pause, dtype=v.dtype)) if v.chunks else v
+    )
+
+
+def chunks_read(marker_dir: Path) -> list[str]:
+    """What `counted` computed, as `<variable>-<chunk>`, sorted."""
+    read = (p.name.removeprefix("read-").rsplit("-", 1)[0] for p in marker_dir.glob("read-*"))
+    return sorted(name for name in read if not name.endswith("?"))  # "?": dask probing the function, no chunk

@@ -57,6 +57,12 @@ def _history(args: argparse.Namespace) -> int:
     return history(args)
 
 
+def _kept(args: argparse.Namespace) -> int:
+    from flows.cli.kept import kept
+
+    return kept(args)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from flows.cli.serve import serve
 
@@ -98,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     write.add_argument("--branch", default="main", help="branch to commit to (default main)")
     write.add_argument("--message", help="commit message")
     write.add_argument("--validation-hook", help="package.module:function called before blocks are written")
-    write.add_argument("--block-mib", type=int, help="MiB per block task (default: from the cluster)")
+    write.add_argument("--block-mib", type=float, help="MiB per block task (default: from the cluster)")
     write.add_argument("--retries", type=int, default=3, help="retries per block (default 3)")
     _run_options(write)
     write.add_argument("--dry-run", action="store_true", help="check everything, print the plan, write nothing")
@@ -122,6 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--branch", default="main", help="branch (default main)")
     history.add_argument("--limit", type=int, default=20, help="snapshots to show (default 20)")
     history.set_defaults(run=_history)
+
+    kept = commands.add_parser(
+        "kept",
+        help="list (or clear) the blocks failed runs kept for their next attempt",
+        description="A write that fails keeps the blocks it finished beside its target, and the same request run "
+        "again writes only the others; its commit removes them. This lists what is kept, or removes it.",
+    )
+    kept.add_argument("target", help="repository: a local path or s3://bucket/prefix")
+    kept.add_argument("--clear", action="store_true", help="remove every kept block of the target")
+    kept.set_defaults(run=_kept)
 
     serve = commands.add_parser(
         "serve",

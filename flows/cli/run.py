@@ -143,8 +143,9 @@ def print_summary(result: "CommitResult", target: str, recorded: str) -> None:
     """The snapshot, then where the time went: start-up (process start to the first block), writing, commit."""
     started = process_started_at()
     print(f"snapshot {result.snapshot_id} on {target} (branch {result.branch})")
+    reused = f" ({result.reused_blocks} kept by an earlier attempt, not rewritten)" if result.reused_blocks else ""
     print(
-        f"{result.bytes / 1e6:.0f} MB in {result.blocks} blocks: written in {result.write_seconds:.1f} s "
+        f"{result.bytes / 1e6:.0f} MB in {result.blocks} blocks{reused}: written in {result.write_seconds:.1f} s "
         f"({result.write_mb_per_s:.0f} MB/s); start-up {result.writing_at - started:.1f} s, "
         f"commit {result.committed_at - result.written_at:.1f} s; {time.time() - started:.1f} s in all"
     )

@@ -80,7 +80,7 @@ def write(args: argparse.Namespace, prefect: Prefect | None) -> int:
         "branch": args.branch,
         "validation_hook": args.validation_hook,
     }
-    options = _options(args, block_bytes=args.block_mib * 2**20 if args.block_mib else None, retries=args.retries)
+    options = _options(args, block_bytes=int(args.block_mib * 2**20) if args.block_mib else None, retries=args.retries)
     if prefect is None:  # --dry-run
         from flows.cli.prefect_config import prefect_api_configured
 
