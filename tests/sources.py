@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from tasks.errors import InvalidRequestError
 from tasks.sources import SyntheticDataset
 
 
@@ -34,6 +35,21 @@ def _fail_first(x: np.ndarray, marker_dir: str, attempts: int, block_info: Any =
 def failing_first(source: da.Array, marker_dir: str, attempts: int) -> da.Array:
     """`source`, but computing its first chunk raises on the first `attempts` tries."""
     return source.map_blocks(_fail_first, marker_dir, attempts, dtype=source.dtype)
+
+
+def _fail_always(x: np.ndarray, marker_dir: str, invalid: bool, block_info: Any = None) -> np.ndarray:
+    if block_info and not any(block_info[0]["chunk-location"]):
+        Path(marker_dir, f"attempt-{uuid4().hex}").touch()
+        if invalid:
+            raise InvalidRequestError("injected: this request can never succeed")
+        raise OSError("injected: connection reset by peer")
+    return x
+
+
+def failing_always(source: da.Array, marker_dir: str, invalid: bool) -> da.Array:
+    """`source`, but computing its first chunk always fails, with an invalid request or an I/O error; each attempt
+    leaves a file `attempt-*` in `marker_dir`."""
+    return source.map_blocks(_fail_always, marker_dir, invalid, dtype=source.dtype)
 
 
 def _commit_elsewhere(x: np.ndarray, target: str, path: str, marker_dir: str, block_info: Any = None) -> np.ndarray:

@@ -1,5 +1,6 @@
 """store_array end to end: real Icechunk repositories, a real Prefect API, a real Dask cluster."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -7,13 +8,14 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
+from prefect.client.orchestration import get_client
 
 from flows.store_array import store_array
 from tasks.commit import CommitResult
 from tasks.errors import BlockWriteError, ChunkAlignmentError, CommitConflictError, OverlappingWritesError
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 from tests.conftest import block_task_runs, open_repo, snapshot_count
-from tests.sources import committing_elsewhere, failing_first
+from tests.sources import committing_elsewhere, failing_always, failing_first
 
 
 def run(repo: str, writes: list[ArrayWrite], dask_address: str, **options: Any) -> CommitResult:
@@ -190,6 +192,32 @@ def test_block_failing_twice_is_retried_and_lands_once(repo_path: str, dask_addr
     np.testing.assert_array_equal(read(repo_path, "x"), source.compute())
     assert snapshot_count(repo_path) == 2
     assert len(list(tmp_path.glob("fail-*"))) == 2  # the failures really happened
+
+
+@pytest.mark.parametrize(("invalid", "attempts"), [(True, 1), (False, 3)], ids=["invalid-request", "io-error"])
+def test_invalid_requests_fail_at_once_and_io_errors_are_retried_with_backoff(
+    repo_path: str, dask_address: str, tmp_path: Path, invalid: bool, attempts: int
+) -> None:
+    source = failing_always(sample((20, 20), "float64", (10, 10)), str(tmp_path), invalid)
+    writes = [ArrayWrite(source=source, target=ArraySpec(path="x", chunks=(10, 10)))]
+    options = WriteOptions(dask_address=dask_address, block_bytes=800, retries=2, retry_delay_seconds=0.5)
+
+    state = store_array(repo=repo_path, writes=writes, options=options, return_state=True)
+
+    assert state.is_failed()
+    assert len(list(tmp_path.glob("attempt-*"))) == attempts
+    assert state.state_details.flow_run_id is not None
+    [failed] = [r for r in block_task_runs(state.state_details.flow_run_id) if r.name == "write x[0:10, 0:10]"]
+    assert failed.run_count == attempts
+    with get_client(sync_client=True) as client:
+        history = client.read_task_run_states(failed.id)
+    retries = [s.state_details.scheduled_time for s in history if s.name == "AwaitingRetry"]
+    assert len(retries) == attempts - 1
+    if len(retries) == 2:  # the delay doubles: 0.5 s, then 1 s
+        starts = [s.timestamp for s in history if s.type.value == "RUNNING"]
+        assert retries[0] - starts[0] >= timedelta(seconds=0.45)
+        assert retries[1] - starts[1] >= timedelta(seconds=0.95)
+    assert snapshot_count(repo_path) == 1
 
 
 def test_block_failing_past_its_retries_commits_nothing(repo_path: str, dask_address: str, tmp_path: Path) -> None:
