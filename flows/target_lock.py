@@ -3,23 +3,45 @@
 Two runs on one branch could each decide what to append from the same tip (and append it twice), or both resize
 the same arrays (a conflict no rebase can reconcile). Holding the target's slot from reading the tip to the commit
 makes concurrent runs on one target land one after the other; runs on other targets still go in parallel.
+
+The slot must never outlive its holder. Prefect frees a slot whose lease lapses only on a server running its
+services, and keeps leases in the server's memory: after a `kill -9`, or with a temporary server, the slot stays
+taken for good. So the holder records itself (flow run, host, process) in a Prefect variable named like the limit,
+and a run that finds the slot taken checks that record every few seconds: a holder whose process is gone (same
+host) or whose flow run has ended is dead, and its slot is freed. Two runs freeing the same dead holder's slot at
+once could both take it in a window of milliseconds; the local repository's file lock and Icechunk's commit
+conflicts still keep the data whole then.
 """
 
 import hashlib
+import os
+import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.sync import concurrency
+from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.variables import Variable
+
+from tasks.target import canonical_target
+
+CHECK_SECONDS = 2.0  # how often a waiting run looks at the holder
+LEASE_SECONDS = 60  # the shortest lease Prefect grants: a server with services frees a dead holder's slot after it
 
 
 def lock_name(repo: str, branch: str) -> str:
-    """Limit names must be short and plain; the digest keeps paths and URLs out of them."""
-    return f"icefloe-target-{hashlib.sha256(f'{repo}\n{branch}'.encode()).hexdigest()[:20]}"
+    """Limit names must be short and plain; the digest keeps paths and URLs out of them. One target has one name
+    however it is spelled (`data/x`, `./data/x`, its absolute path)."""
+    return f"icefloe-target-{hashlib.sha256(f'{canonical_target(repo)}\n{branch}'.encode()).hexdigest()[:20]}"
 
 
 def _ensure_limit(name: str) -> None:
@@ -31,14 +53,85 @@ def _ensure_limit(name: str) -> None:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
 
 
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (tells a reused pid apart), None when no such process runs."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _this_holder(flow_run_id: UUID) -> dict[str, Any]:
+    return {
+        "flow_run_id": str(flow_run_id),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "process_start": _process_start(os.getpid()),
+    }
+
+
+def holder_is_gone(holder: dict[str, Any]) -> str | None:
+    """Why the recorded holder can no longer hold the target, or None while it may."""
+    if holder.get("host") == socket.gethostname() and _process_start(int(holder["pid"])) != holder["process_start"]:
+        return f"its process {holder['pid']} has ended"
+    with get_client(sync_client=True) as client:
+        try:
+            state = client.read_flow_run(UUID(holder["flow_run_id"])).state
+        except ObjectNotFound:
+            return "its flow run no longer exists"
+    if state is not None and state.is_final():
+        return f"its flow run is {state.type.value}"
+    return None
+
+
+def _free_if_holder_gone(name: str, logger: Any, told: set[str]) -> None:
+    holder = Variable.get(name)
+    if not isinstance(holder, dict):
+        return  # free by now, or its holder has only just taken it
+    why = holder_is_gone(holder)
+    if why is None:
+        if holder["flow_run_id"] not in told:
+            told.add(holder["flow_run_id"])
+            logger.info("held by flow run %s (process %s on %s)", holder["flow_run_id"], holder["pid"], holder["host"])
+        return
+    if Variable.get(name) != holder:  # another waiter freed it, and a new holder took it meanwhile
+        return
+    logger.warning("freeing the target from flow run %s: %s", holder["flow_run_id"], why)
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
+    Variable.unset(name)
+
+
 @contextmanager
 def target_lock(repo: str, branch: str) -> Iterator[None]:
-    """Hold the only slot of `repo`'s `branch` for the duration; wait while another run holds it."""
+    """Hold the only slot of `repo`'s `branch` for the duration; wait while another live run holds it."""
     name = lock_name(repo, branch)
     _ensure_limit(name)
     logger = get_run_logger()
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        raise RuntimeError("target_lock holds a target for a flow run: call it inside one")
+    run_id = context.flow_run.id
     logger.info("waiting for target %s (branch %s): limit %s", repo, branch, name)
     started = time.perf_counter()
-    with concurrency(name, occupy=1, strict=True):
+    told: set[str] = set()
+    with ExitStack() as held:
+        while True:
+            try:
+                held.enter_context(
+                    concurrency(
+                        name,
+                        occupy=1,
+                        strict=True,
+                        timeout_seconds=CHECK_SECONDS,
+                        lease_duration=LEASE_SECONDS,
+                        holder=ConcurrencyLeaseHolder(type="flow_run", id=run_id),
+                    )
+                )
+                break
+            except TimeoutError:
+                _free_if_holder_gone(name, logger, told)
+        Variable.set(name, _this_holder(run_id), overwrite=True)
+        held.callback(Variable.unset, name)  # before the slot is released: a record always names a live holder
         logger.info("holding target %s (branch %s) after %.1f s", repo, branch, time.perf_counter() - started)
         yield

@@ -57,6 +57,15 @@ def local_path(target: str) -> Path | None:
     return Path(parsed.path if parsed.scheme == "file" else target).expanduser().resolve()
 
 
+def canonical_target(target: str) -> str:
+    """One spelling per target: a local one's absolute path, `s3://bucket/prefix` without stray slashes."""
+    path = local_path(target)
+    if path is not None:
+        return str(path)
+    parsed = urlparse(target)
+    return f"{parsed.scheme}://{parsed.netloc}/{parsed.path.strip('/')}"
+
+
 @contextmanager
 def local_target_lock(target: str, logger: logging.Logger | logging.LoggerAdapter[Any]) -> Iterator[None]:
     """Hold an OS file lock beside a local repository while a run writes it; wait while another process holds it.

@@ -1,0 +1,49 @@
+"""The target lock's name and its judgement of a recorded holder (the waits themselves run in test_interrupt)."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from prefect import flow
+from prefect.context import FlowRunContext
+
+from flows.target_lock import _process_start, _this_holder, holder_is_gone, lock_name
+
+
+def test_one_target_has_one_lock_however_it_is_spelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    spellings = ["data/x.icechunk", "./data/x.icechunk", str(tmp_path / "data" / "x.icechunk"), "data//x.icechunk/"]
+    assert len({lock_name(s, "main") for s in spellings}) == 1
+    assert lock_name("s3://b/p", "main") == lock_name("s3://b/p/", "main")
+    assert lock_name("data/x.icechunk", "main") != lock_name("data/x.icechunk", "dev")
+    assert lock_name("s3://b/p", "main") != lock_name("s3://b/q", "main")
+
+
+def test_a_holder_whose_process_has_ended_is_gone_and_a_live_one_is_not() -> None:
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = {"flow_run_id": str(uuid4()), "host": socket.gethostname(), "pid": int(ended.stdout), "process_start": "1"}
+    assert holder_is_gone(dead) == f"its process {dead['pid']} has ended"
+
+    reused_pid = {**_this_holder(uuid4()), "process_start": "0"}  # this pid, but another process's start time
+    assert holder_is_gone(reused_pid) == f"its process {os.getpid()} has ended"
+    assert _process_start(os.getpid()) is not None
+
+
+def test_the_running_flow_that_holds_the_target_is_not_gone_and_once_it_has_ended_it_is() -> None:
+    @flow
+    def holding() -> tuple[dict[str, object], str | None]:
+        context = FlowRunContext.get()
+        assert context is not None
+        assert context.flow_run is not None
+        holder = _this_holder(context.flow_run.id)
+        return holder, holder_is_gone(holder)
+
+    holder, while_running = holding()
+
+    assert while_running is None
+    elsewhere = {**holder, "host": "another-host"}  # its process cannot be looked at: its flow run's state decides
+    assert holder_is_gone(elsewhere) == "its flow run is COMPLETED"
