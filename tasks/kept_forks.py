@@ -88,7 +88,8 @@ def _filesystem(target: str) -> tuple[fsspec.AbstractFileSystem, str]:
     path = local_path(target)
     if path is not None:
         return LocalFileSystem(), f"{path}/{KEPT}"
-    fs, root = fsspec.url_to_fs(target, **(storage_options(target) or {}))
+    # no listings cache: other processes add and remove kept sets while a served process lives on
+    fs, root = fsspec.url_to_fs(target, use_listings_cache=False, **(storage_options(target) or {}))
     return fs, f"{root.rstrip('/')}/{KEPT}"
 
 
@@ -137,11 +138,14 @@ class KeptForks:
         their blocks can be reused again)."""
         for run_json in fs.glob(f"{branch_dir}/*/run.json"):
             run_dir = run_json.rsplit("/", 1)[0]
-            kept = json.loads(fs.cat_file(run_json))
-            blocks = len(fs.ls(f"{run_dir}/blocks")) if fs.exists(f"{run_dir}/blocks") else 0
-            logger.info("not reusing %d blocks kept by an earlier run: %s", blocks, _why_not(kept, self.key))
-            if kept.get("parent_id") != self.key.parent_id:
-                fs.rm(run_dir, recursive=True)
+            try:
+                kept = json.loads(fs.cat_file(run_json))
+                blocks = len(fs.ls(f"{run_dir}/blocks")) if fs.exists(f"{run_dir}/blocks") else 0
+                logger.info("not reusing %d blocks kept by an earlier run: %s", blocks, _why_not(kept, self.key))
+                if kept.get("parent_id") != self.key.parent_id:
+                    fs.rm(run_dir, recursive=True)
+            except FileNotFoundError:
+                continue  # a concurrent run on the branch removed it first
 
     def block_bytes(self, proposed: int) -> int:
         """The block size the kept set was planned with (the same blocks, so they can be reused), else `proposed`."""
