@@ -85,6 +85,11 @@ def _resolve_spec(write: ArrayWrite, group: zarr.Group) -> ResolvedWrite:
                 "Match the existing array or write to a new path"
             )
     region, shape = _spec_region(write, None if existing is None else tuple(existing.shape))
+    if spec.shape is not None and any(stop > n for (_, stop), n in zip(region, spec.shape, strict=True)):
+        raise InvalidRequestError(
+            f"array '{spec.path}': the write fills [{format_region(region)}], past the shape {spec.shape} the spec "
+            "gives; give a shape that holds it (or none: the array is made just large enough)"
+        )
     return ResolvedWrite(
         write=write,
         path=spec.path,

@@ -17,10 +17,11 @@ from icechunk.vendor.xarray import _choose_default_mode
 from xarray.backends.common import ArrayWriter
 from xarray.backends.writers import _validate_dataset_names, dump_to_store
 from xarray.backends.zarr import ZarrStore
+from zarr.errors import GroupNotFoundError
 
 from tasks.arrays import ResolvedWrite, resolve_writes
 from tasks.callables import import_function
-from tasks.errors import ValidationHookError
+from tasks.errors import InvalidRequestError, ValidationHookError
 from tasks.request import ArrayWrite
 
 type WriteMode = Literal["w", "w-", "a", "a-", "r+"]
@@ -69,18 +70,26 @@ def initialize_dataset(
     refusal, before any chunk of a lazy variable is written.
     """
     write_region = _slices(region)
-    xarray_store = ZarrStore.open_group(
-        store,
-        group=group,
-        mode=_choose_default_mode(mode=mode, append_dim=append_dim, region=write_region),
-        zarr_format=3,
-        append_dim=append_dim,
-        write_region=write_region,
-        safe_chunks=safe_chunks,
-        align_chunks=align_chunks,
-        consolidated=False,
-        consolidate_on_close=False,
-    )
+    chosen_mode = _choose_default_mode(mode=mode, append_dim=append_dim, region=write_region)
+    try:
+        xarray_store = ZarrStore.open_group(
+            store,
+            group=group,
+            mode=chosen_mode,
+            zarr_format=3,
+            append_dim=append_dim,
+            write_region=write_region,
+            safe_chunks=safe_chunks,
+            align_chunks=align_chunks,
+            consolidated=False,
+            consolidate_on_close=False,
+        )
+    except GroupNotFoundError as e:
+        raise InvalidRequestError(
+            f"mode {chosen_mode!r} writes into an existing group, and the target has no group {group or '/'}; "
+            "write it first with mode 'w', 'w-' or 'a'"
+        ) from e
+    _check_chunk_sizes(encoding or {})
     dataset = xarray_store._validate_and_autodetect_region(dataset)
     _validate_dataset_names(dataset)
     xarray_store._validate_encoding(encoding or {})
@@ -94,6 +103,17 @@ def initialize_dataset(
     resolved = resolve_writes(zarr.open_group(store, mode="r"), writer.lazy, partial_edge_chunks=True)
     # xarray's order follows set iteration, which varies between processes: blocks must be named alike in each
     return sorted(resolved, key=lambda r: r.path)
+
+
+def _check_chunk_sizes(encoding: Mapping[Any, Any]) -> None:
+    """Zero or negative chunk sizes reach a division deep inside xarray; refuse them by name instead."""
+    for name, settings in encoding.items():
+        for key in ("chunks", "shards"):
+            sizes = settings.get(key) if isinstance(settings, Mapping) else None
+            if isinstance(sizes, list | tuple) and any(not isinstance(n, int) or n <= 0 for n in sizes):
+                raise InvalidRequestError(
+                    f"encoding of {name!r}: {key} {list(sizes)} must be positive whole numbers, one per dimension"
+                )
 
 
 def run_validation(function: str, store: IcechunkStore, group: str | None) -> None:

@@ -4,7 +4,7 @@ The Prefect flows (`flows/`) and the `icefloe` command without a Prefect API cal
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +14,7 @@ import zarr
 from icechunk import Session
 
 from tasks.arrays import ResolvedWrite, initialize_arrays, resolve_writes
+from tasks.callables import import_function
 from tasks.commit import CommitResult
 from tasks.dataset import RegionParameter, WriteMode, initialize_dataset
 from tasks.ingest import Overlap, initialize_update, plan_time_update, target_times
@@ -21,7 +22,7 @@ from tasks.orchestration import Orchestrator
 from tasks.pipeline import write_and_commit
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.sources import DatasetSource, open_source, source_fingerprint
-from tasks.target import local_target_lock, open_target
+from tasks.target import local_target_lock, open_target, target_exists
 
 
 @contextmanager
@@ -29,6 +30,22 @@ def held_target(orchestrator: Orchestrator, repo: str, branch: str) -> Iterator[
     """The orchestrator's lock on the target, and the OS lock a local repository needs whoever writes it."""
     with orchestrator.hold_target(repo, branch), local_target_lock(repo, orchestrator.logger):
         yield
+
+
+def initialized_target[T](repo: str, branch: str, initialize: Callable[[Session, bool], T]) -> tuple[Session, str, T]:
+    """A writable session on `branch` of `repo`, its tip, and what `initialize(session, run_hook)` made of it.
+
+    A repository that does not exist yet is created only once the request has passed every check: the request is
+    first initialized in an empty in-memory repository (the user's validation hook runs there, and only there), so a
+    refused request leaves no empty repository behind.
+    """
+    checked = False
+    if not target_exists(repo):
+        initialize(open_target(repo, branch, create=False)[0], True)
+        checked = True
+    session, parent_id = open_target(repo, branch)
+    assert parent_id is not None  # open_target creates a missing repository
+    return session, parent_id, initialize(session, not checked)
 
 
 def run_store_array(
@@ -40,12 +57,15 @@ def run_store_array(
     options: WriteOptions,
 ) -> CommitResult:
     started_at = time.time()
-    with held_target(orchestrator, repo, branch):
-        session, parent_id = open_target(repo, branch)
-        assert parent_id is not None  # open_target creates a missing repository
+
+    def initialize(session: Session, run_hook: bool) -> list[ResolvedWrite]:
         group = zarr.open_group(session.store, mode="a")
         resolved = resolve_writes(group, writes)
         initialize_arrays(group, resolved)
+        return resolved
+
+    with held_target(orchestrator, repo, branch):
+        session, parent_id, resolved = initialized_target(repo, branch, initialize)
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
         return write_and_commit(
             orchestrator, repo, session, resolved, options, message or default_message, parent_id, started_at
@@ -91,10 +111,11 @@ def run_write_dataset(
     started_at = time.time()
     dataset = open_source(source)  # a bad source fails before the target is even opened
     source_state = source_fingerprint(source) if options.resume else ""
-    with held_target(orchestrator, repo, branch):
-        session, parent_id = open_target(repo, branch)
-        assert parent_id is not None
-        resolved = initialize_dataset(
+    if validation_hook is not None:
+        import_function(validation_hook, "validation hook")  # a hook that cannot be imported refuses the run now
+
+    def initialize(session: Session, run_hook: bool) -> list[ResolvedWrite]:
+        return initialize_dataset(
             session.store,
             dataset,
             group=group,
@@ -104,8 +125,11 @@ def run_write_dataset(
             encoding=encoding,
             safe_chunks=safe_chunks,
             align_chunks=align_chunks,
-            validation_hook=validation_hook,
+            validation_hook=validation_hook if run_hook else None,
         )
+
+    with held_target(orchestrator, repo, branch):
+        session, parent_id, resolved = initialized_target(repo, branch, initialize)
         default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
         return write_and_commit(
             orchestrator,

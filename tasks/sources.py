@@ -97,7 +97,23 @@ class NetCDFSource(BaseModel):
 
     def open(self) -> xr.Dataset:
         urls = self.urls()
-        dataset = xr.open_mfdataset(
+        try:
+            dataset = self._combined(urls)
+        except (OSError, ValueError) as e:
+            raise InvalidRequestError(f"cannot read the NetCDF source: {self._culprit(urls) or self.paths}: {e}") from e
+        return _select(dataset, self.variables, f"the NetCDF source {self.paths!r}")
+
+    def _culprit(self, urls: list[str]) -> str | None:
+        """The first file that does not open on its own, if one does not."""
+        for url in urls:
+            try:
+                xr.open_dataset(url, engine="h5netcdf", storage_options=storage_options(url, self.anonymous)).close()
+            except Exception:
+                return url
+        return None
+
+    def _combined(self, urls: list[str]) -> xr.Dataset:
+        return xr.open_mfdataset(
             urls,
             engine="h5netcdf",
             chunks=self.chunks or {},
@@ -110,7 +126,6 @@ class NetCDFSource(BaseModel):
             join="outer",
             storage_options=storage_options(urls[0], self.anonymous),
         )
-        return _select(dataset, self.variables, f"the NetCDF source {self.paths!r}")
 
 
 class ZarrSource(BaseModel):

@@ -125,10 +125,17 @@ def check_branch(repo: icechunk.Repository, branch: str) -> str:
     return repo.lookup_branch(branch)
 
 
+def target_exists(target: str) -> bool:
+    return bool(icechunk.Repository.exists(repository_storage(target)))
+
+
 def open_target(repo: str, branch: str, *, create: bool = True) -> tuple[icechunk.Session, str | None]:
     """A writable session on `branch` and its tip. With `create=False` a missing repository is not created: the
     session belongs to an empty in-memory one (tip None), so a dry run leaves no trace."""
-    if not create and not icechunk.Repository.exists(repository_storage(repo)):
-        return icechunk.Repository.create(icechunk.in_memory_storage()).writable_session(branch), None
+    if not create and not target_exists(repo):
+        empty = icechunk.Repository.create(icechunk.in_memory_storage())
+        check_branch(empty, branch)  # a new repository has only main
+        return empty.writable_session(branch), None
     repository = open_repository(repo) if create else icechunk.Repository.open(repository_storage(repo))
-    return repository.writable_session(branch), check_branch(repository, branch)
+    tip = check_branch(repository, branch)
+    return repository.writable_session(branch), tip

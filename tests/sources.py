@@ -88,6 +88,11 @@ def not_a_dataset() -> int:
     return 42
 
 
+def refuse_everything(dataset: xr.Dataset) -> None:
+    """A validation hook that refuses whatever it is shown."""
+    raise ValueError("this hook refuses every write")
+
+
 def time_must_increase(dataset: xr.Dataset) -> None:
     """A validation hook: the time coordinate of the initialized group must be strictly increasing."""
     if not dataset.indexes["time"].is_monotonic_increasing or not dataset.indexes["time"].is_unique:

@@ -172,6 +172,8 @@ def _refused(error: BaseException) -> bool:
 
     if isinstance(error, InvalidRequestError | ValidationHookError | ValidationError | argparse.ArgumentTypeError):
         return True
+    if isinstance(error, FileExistsError):  # xarray's mode w- on a group that exists: before anything is written
+        return True
     # xarray's and zarr's own refusals (a bad mode, dimension, region or encoding) are ValueErrors and KeyErrors
     return isinstance(error, ValueError | KeyError) and not isinstance(error, IcefloeError)
 
@@ -235,11 +237,13 @@ def _interruptible(wanted: bool, stopped_by: list[int]) -> Iterator[None]:
 def _report(command: str, error: Exception) -> int:
     import icechunk
 
-    if _refused(error) or (command != "write" and isinstance(error, icechunk.IcechunkError)):
-        print(f"icefloe {command}: refused, nothing was written: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
     from tasks.errors import IcefloeError
 
+    if _refused(error) or (command != "write" and isinstance(error, icechunk.IcechunkError)):
+        # our refusals say what is wrong; others' need their name (ValueError, KeyError, ...) to make sense
+        what = str(error) if isinstance(error, IcefloeError) else f"{type(error).__name__}: {error}"
+        print(f"icefloe {command}: refused, nothing was written: {what}", file=sys.stderr)
+        return 2
     if isinstance(error, IcefloeError | icechunk.IcechunkError | OSError):
         print(f"icefloe {command}: failed, nothing was committed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -5,11 +5,15 @@ from datetime import UTC
 
 import icechunk
 
+from tasks.errors import InvalidRequestError
 from tasks.target import repository_storage
 
 
 def history(args: argparse.Namespace) -> int:
-    repo = icechunk.Repository.open(repository_storage(args.target))
+    storage = repository_storage(args.target)
+    if not icechunk.Repository.exists(storage):
+        raise InvalidRequestError(f"no Icechunk repository at {args.target}; check the path (or its S3 settings)")
+    repo = icechunk.Repository.open(storage)
     for i, snapshot in enumerate(repo.ancestry(branch=args.branch)):
         if i == args.limit:
             break

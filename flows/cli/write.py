@@ -4,20 +4,25 @@ import argparse
 import json
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xarray as xr
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 from flows.cli.run import Prefect, WriteCall, print_summary, run_write
 from tasks.arrays import region_bytes
 from tasks.callables import CALLABLE_PATTERN
 from tasks.dataset import RegionParameter
+from tasks.errors import InvalidRequestError
 from tasks.plan import LOCAL_SIZING, PREFECT_SIZING, format_region
 from tasks.request import WriteOptions
 from tasks.runs import prepare_write
 from tasks.sources import CallableSource, IcechunkSource, NamedSource, NetCDFSource, SyntheticDataset, ZarrSource
 from tasks.write import group_writes
 
+SOURCE_KINDS = ("netcdf", "zarr", "icechunk", "callable", "synthetic", "function-after[_one_version(), IcechunkSource]")
 DEMO_VARIABLES = ("t2m", "u10")
 DEMO_ENCODING = {name: {"chunks": (8, 361, 720)} for name in DEMO_VARIABLES}  # ~8 MiB chunks
 
@@ -32,10 +37,13 @@ def demo_source(gib: float) -> SyntheticDataset:
 def parse_source(text: str, concat_dim: str | None = None) -> NamedSource:
     """A source from the command line: JSON (any kind), `synthetic`, `package.module:function`, a `.zarr` store,
     an `.icechunk` repository, or else NetCDF files (a path, URL or glob)."""
-    from pydantic import TypeAdapter
+    from pydantic import TypeAdapter, ValidationError
 
     if text.lstrip().startswith("{"):
-        return TypeAdapter(NamedSource).validate_json(text)
+        try:
+            return TypeAdapter(NamedSource).validate_json(text)
+        except ValidationError as e:
+            raise InvalidRequestError(f"source {text}: {validation_problems(e)}") from e
     if text == "synthetic":
         return SyntheticDataset()
     if re.fullmatch(CALLABLE_PATTERN, text):
@@ -63,8 +71,44 @@ def parse_region(values: list[str] | None) -> RegionParameter:
     return region
 
 
+OPTION_FLAGS = {"block_bytes": "--block-mib", "retries": "--retries", "n_workers": "--n-workers",
+                "dask_address": "--dask-address"}  # fmt: skip
+
+
+def validation_problems(error: "ValidationError", names: dict[str, str] | None = None) -> str:
+    """Pydantic's errors on one line: where (as the user named it), what is wrong, what was given."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        where = ".".join(str(part) for part in problem["loc"] if part not in SOURCE_KINDS)
+        where = (names or {}).get(where, where)
+        given = f" (given: {problem['input']!r})" if problem["type"] != "missing" and where else ""
+        problems.append(f"{where + ': ' if where else ''}{problem['msg']}{given}")
+    return "; ".join(problems)
+
+
 def _options(args: argparse.Namespace, **overrides: Any) -> WriteOptions:
-    return WriteOptions(dask_address=args.dask_address, n_workers=args.n_workers, processes=args.processes, **overrides)
+    from pydantic import ValidationError
+
+    try:
+        return WriteOptions(
+            dask_address=args.dask_address, n_workers=args.n_workers, processes=args.processes, **overrides
+        )
+    except ValidationError as e:
+        raise InvalidRequestError(f"options: {validation_problems(e, OPTION_FLAGS)}") from e
+
+
+def _encoding(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        encoding = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidRequestError(
+            f'--encoding {text!r} is not JSON ({e}); e.g. \'{{"t2m": {{"chunks": [24, 181, 360]}}}}\''
+        ) from e
+    if not isinstance(encoding, dict):
+        raise InvalidRequestError(f"--encoding {text!r}: give a JSON object of variable names to encodings")
+    return encoding
 
 
 def write(args: argparse.Namespace, prefect: Prefect | None) -> int:
@@ -74,13 +118,14 @@ def write(args: argparse.Namespace, prefect: Prefect | None) -> int:
         "mode": args.mode,
         "append_dim": args.append_dim,
         "region": parse_region(args.region),
-        "encoding": json.loads(args.encoding) if args.encoding else None,
+        "encoding": _encoding(args.encoding),
         "safe_chunks": args.safe_chunks,
         "align_chunks": args.align_chunks,
         "branch": args.branch,
         "validation_hook": args.validation_hook,
     }
-    options = _options(args, block_bytes=int(args.block_mib * 2**20) if args.block_mib else None, retries=args.retries)
+    block_bytes = None if args.block_mib is None else int(args.block_mib * 2**20)
+    options = _options(args, block_bytes=block_bytes, retries=args.retries)
     if prefect is None:  # --dry-run
         from flows.cli.prefect_config import prefect_api_configured
 

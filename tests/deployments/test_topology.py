@@ -2,7 +2,6 @@
 server (moto, in MinIO's place) and `icefloe serve`, as local processes on loopback. Runs are triggered through the
 REST API, as another system would, and checked in the S3 repository."""
 
-import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -12,12 +11,11 @@ import httpx
 import icechunk
 import pytest
 import xarray as xr
-from distributed import Client
 from icechunk.xarray import to_icechunk
 
 from tests.conftest import BUCKET, S3_ENV
-from tests.deployments.stack import TERMINAL, Stack
-from tests.processes import free_port, processes, wait_for
+from tests.deployments.stack import TERMINAL, Stack, served_stack
+from tests.processes import wait_for
 from tests.sources import steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3, pytest.mark.timeout(900)]
@@ -43,23 +41,9 @@ def _opened(target: str, group: str | None = None) -> xr.Dataset:
 
 @pytest.fixture(scope="module")
 def stack(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    logs = tmp_path_factory.mktemp("stack-logs")
-    port, dask_port = free_port(), free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    s3 = {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}
-    env = {
-        "PREFECT_HOME": str(logs / "prefect-home"),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-        "ICEFLOE_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
-        **s3,
-    }
     ingest_repo = f"s3://{BUCKET}/ingest-{uuid.uuid4().hex}"
     with pytest.MonkeyPatch.context() as patch:
-        for key, value in s3.items():
+        for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
             patch.setenv(key, value)
         # the ingest target exists with the first day; the schedule brings the second
         from tasks.target import repository_storage
@@ -68,28 +52,12 @@ def stack(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         to_icechunk(steps(0, 24), session, encoding=ENCODING)
         session.commit("first day")
 
-        ingest_parameters = {
+        ingest = {
             "repo": ingest_repo,
             "source": {"kind": "callable", "function": "tests.sources:steps", "keywords": {"start": 0, "stop": 48}},
             "overlap": "skip",
         }
-        with processes() as start:
-            start("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=env,
-                  log=logs / "prefect-server.log")  # fmt: skip
-            start("dask", "scheduler", "--host", "127.0.0.1", "--port", str(dask_port), "--no-dashboard", env=env,
-                  log=logs / "dask-scheduler.log")  # fmt: skip
-            for i in (1, 2):
-                start("dask", "worker", env["ICEFLOE_DASK_ADDRESS"], "--nthreads", "1", "--no-dashboard",
-                      "--preload", "tasks.block_task", env=env, log=logs / f"dask-worker-{i}.log")  # fmt: skip
-            wait_for(lambda: httpx.get(f"{api}/health").raise_for_status(), "prefect server start", timeout=180)
-            with Client(env["ICEFLOE_DASK_ADDRESS"], timeout=120) as client:
-                client.wait_for_workers(2, timeout=120)
-            start("icefloe", "serve", "--ingest-interval", "10", "--ingest-parameters", json.dumps(ingest_parameters),
-                  env=env, log=logs / "icefloe-serve.log")  # fmt: skip
-            stack = Stack(api, env, ingest_repo, logs)
-            for name in ("write-dataset", "ingest", "backfill"):
-                flow = name
-                wait_for(lambda f=flow, n=name: stack.deployment_id(f, n), f"deployment {name} served", timeout=180)
+        with served_stack(s3_endpoint, tmp_path_factory.mktemp("stack-logs"), ingest) as stack:
             yield stack
 
 

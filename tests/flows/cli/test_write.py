@@ -175,7 +175,7 @@ def test_dry_run_checks_and_prints_the_plan_but_writes_nothing(
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["write", "/nowhere/*.nc", "REPO"], 2, "refused, nothing was written: InvalidRequestError: source glob"),
+        (["write", "/nowhere/*.nc", "REPO"], 2, "refused, nothing was written: source glob"),
         (["write", "nowhere.module:fn", "REPO"], 2, "'nowhere.module:fn' cannot be imported"),
         (["write", SMALL, "REPO", "--mode", "r+", "--dry-run"], 2, "GroupNotFoundError: No group found in store"),
         (["write", SMALL, "REPO", "--region", "time=a:b"], 2, "use dim=start:stop, dim=auto or auto"),
