@@ -85,7 +85,7 @@ def initialize_dataset(
             consolidate_on_close=False,
         )
     except GroupNotFoundError as e:
-        raise InvalidRequestError(
+        raise MissingGroupError(
             f"mode {chosen_mode!r} writes into an existing group, and the target has no group {group or '/'}; "
             "write it first with mode 'w', 'w-' or 'a'"
         ) from e
@@ -103,6 +103,10 @@ def initialize_dataset(
     resolved = resolve_writes(zarr.open_group(store, mode="r"), writer.lazy, partial_edge_chunks=True)
     # xarray's order follows set iteration, which varies between processes: blocks must be named alike in each
     return sorted(resolved, key=lambda r: r.path)
+
+
+class MissingGroupError(InvalidRequestError, GroupNotFoundError):
+    """Mode r+ (or a region write) into a group the target does not have: xarray's error, saying what to do."""
 
 
 def _check_chunk_sizes(encoding: Mapping[Any, Any]) -> None:

@@ -177,7 +177,7 @@ def test_dry_run_checks_and_prints_the_plan_but_writes_nothing(
     [
         (["write", "/nowhere/*.nc", "REPO"], 2, "refused, nothing was written: source glob"),
         (["write", "nowhere.module:fn", "REPO"], 2, "'nowhere.module:fn' cannot be imported"),
-        (["write", SMALL, "REPO", "--mode", "r+", "--dry-run"], 2, "GroupNotFoundError: No group found in store"),
+        (["write", SMALL, "REPO", "--mode", "r+", "--dry-run"], 2, "mode 'r+' writes into an existing group"),
         (["write", SMALL, "REPO", "--region", "time=a:b"], 2, "use dim=start:stop, dim=auto or auto"),
     ],
 )
