@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    PositiveFloat,
     PositiveInt,
     WithJsonSchema,
 )
@@ -128,6 +129,12 @@ class WriteOptions(BaseModel):
         None, description="Local cluster workers; default: one per core, each with one thread"
     )
     processes: bool = Field(False, description="Local cluster workers are processes (default: threads)")
+    storage_max_tries: PositiveInt = Field(
+        10, description="Tries of each object-store request, the first included, before the run fails"
+    )
+    storage_max_backoff_seconds: PositiveFloat = Field(
+        10.0, description="Longest wait between two tries of an object-store request (waits double from 0.1 s)"
+    )
     resume: bool = Field(
         True,
         description="Keep each finished block beside the target until the commit, so that the same request run "

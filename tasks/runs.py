@@ -11,7 +11,7 @@ from typing import Any
 
 import xarray as xr
 import zarr
-from icechunk import Session
+from icechunk import RepositoryConfig, Session
 
 from tasks.arrays import ResolvedWrite, initialize_arrays, resolve_writes
 from tasks.callables import import_function
@@ -22,7 +22,7 @@ from tasks.orchestration import Orchestrator
 from tasks.pipeline import write_and_commit
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.sources import DatasetSource, open_source, source_fingerprint
-from tasks.target import local_target_lock, open_target, target_exists
+from tasks.target import local_target_lock, open_target, repository_config, target_exists
 
 
 @contextmanager
@@ -32,7 +32,13 @@ def held_target(orchestrator: Orchestrator, repo: str, branch: str) -> Iterator[
         yield
 
 
-def initialized_target[T](repo: str, branch: str, initialize: Callable[[Session, bool], T]) -> tuple[Session, str, T]:
+def storage_config(options: WriteOptions) -> RepositoryConfig:
+    return repository_config(options.storage_max_tries, options.storage_max_backoff_seconds)
+
+
+def initialized_target[T](
+    repo: str, branch: str, initialize: Callable[[Session, bool], T], config: RepositoryConfig
+) -> tuple[Session, str, T]:
     """A writable session on `branch` of `repo`, its tip, and what `initialize(session, run_hook)` made of it.
 
     A repository that does not exist yet is created only once the request has passed every check: the request is
@@ -43,7 +49,7 @@ def initialized_target[T](repo: str, branch: str, initialize: Callable[[Session,
     if not target_exists(repo):
         initialize(open_target(repo, branch, create=False)[0], True)
         checked = True
-    session, parent_id = open_target(repo, branch)
+    session, parent_id = open_target(repo, branch, config=config)
     assert parent_id is not None  # open_target creates a missing repository
     return session, parent_id, initialize(session, not checked)
 
@@ -65,7 +71,7 @@ def run_store_array(
         return resolved
 
     with held_target(orchestrator, repo, branch):
-        session, parent_id, resolved = initialized_target(repo, branch, initialize)
+        session, parent_id, resolved = initialized_target(repo, branch, initialize, storage_config(options))
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
         return write_and_commit(
             orchestrator, repo, session, resolved, options, message or default_message, parent_id, started_at
@@ -129,7 +135,7 @@ def run_write_dataset(
         )
 
     with held_target(orchestrator, repo, branch):
-        session, parent_id, resolved = initialized_target(repo, branch, initialize)
+        session, parent_id, resolved = initialized_target(repo, branch, initialize, storage_config(options))
         default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
         return write_and_commit(
             orchestrator,
@@ -162,7 +168,7 @@ def run_time_update(
     started_at = time.time()
     logger = orchestrator.logger
     with held_target(orchestrator, repo, branch):  # decide and write from the same tip: no other run appends it too
-        session, parent_id = open_target(repo, branch)
+        session, parent_id = open_target(repo, branch, config=storage_config(options))
         assert parent_id is not None
         existing = target_times(session.store, group, dim)
         update = plan_time_update(dataset, existing, dim, overlap)

@@ -109,9 +109,17 @@ def storage_options(url: str, anonymous: bool = False) -> dict[str, Any] | None:
     return options
 
 
-def open_repository(target: str) -> icechunk.Repository:
+def repository_config(max_tries: int = 10, max_backoff_seconds: float = 10.0) -> icechunk.RepositoryConfig:
+    """How hard Icechunk tries each object-store request (throttling, 5xx, dropped connections) before failing."""
+    retries = icechunk.StorageRetriesSettings(
+        max_tries=max_tries, initial_backoff_ms=100, max_backoff_ms=int(max_backoff_seconds * 1000)
+    )
+    return icechunk.RepositoryConfig(storage=icechunk.StorageSettings(retries=retries))
+
+
+def open_repository(target: str, config: icechunk.RepositoryConfig | None = None) -> icechunk.Repository:
     """Open the repository at `target`, creating an empty one if nothing is there yet."""
-    return icechunk.Repository.open_or_create(repository_storage(target))
+    return icechunk.Repository.open_or_create(repository_storage(target), config=config)
 
 
 def check_branch(repo: icechunk.Repository, branch: str) -> str:
@@ -129,13 +137,15 @@ def target_exists(target: str) -> bool:
     return bool(icechunk.Repository.exists(repository_storage(target)))
 
 
-def open_target(repo: str, branch: str, *, create: bool = True) -> tuple[icechunk.Session, str | None]:
+def open_target(
+    repo: str, branch: str, *, create: bool = True, config: icechunk.RepositoryConfig | None = None
+) -> tuple[icechunk.Session, str | None]:
     """A writable session on `branch` and its tip. With `create=False` a missing repository is not created: the
     session belongs to an empty in-memory one (tip None), so a dry run leaves no trace."""
     if not create and not target_exists(repo):
         empty = icechunk.Repository.create(icechunk.in_memory_storage())
         check_branch(empty, branch)  # a new repository has only main
         return empty.writable_session(branch), None
-    repository = open_repository(repo) if create else icechunk.Repository.open(repository_storage(repo))
+    repository = open_repository(repo, config) if create else icechunk.Repository.open(repository_storage(repo), config)
     tip = check_branch(repository, branch)
     return repository.writable_session(branch), tip

@@ -106,6 +106,9 @@ def _parser() -> argparse.ArgumentParser:
     write.add_argument("--validation-hook", help="package.module:function called before blocks are written")
     write.add_argument("--block-mib", type=float, help="MiB per block task (default: from the cluster)")
     write.add_argument("--retries", type=int, default=3, help="retries per block (default 3)")
+    write.add_argument(
+        "--storage-max-tries", type=int, default=10, help="tries of each object-store request (default 10)"
+    )
     _run_options(write)
     write.add_argument("--dry-run", action="store_true", help="check everything, print the plan, write nothing")
     write.set_defaults(run=_write)
@@ -245,6 +248,10 @@ def _report(command: str, error: Exception) -> int:
         print(f"icefloe {command}: refused, nothing was written: {what}", file=sys.stderr)
         return 2
     if isinstance(error, IcefloeError | icechunk.IcechunkError | OSError):
-        print(f"icefloe {command}: failed, nothing was committed: {type(error).__name__}: {error}", file=sys.stderr)
+        summary, _, details = str(error).strip().partition("\n\n")  # Icechunk's errors add their context below
+        if details:
+            print(details, file=sys.stderr)
+        summary = " ".join(summary.split())
+        print(f"icefloe {command}: failed, nothing was committed: {type(error).__name__}: {summary}", file=sys.stderr)
         return 1
     raise error
