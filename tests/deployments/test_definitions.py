@@ -64,15 +64,22 @@ def test_a_schedule_with_bad_parameters_is_refused_before_serving() -> None:
 
 def test_prefect_yaml_declares_the_served_deployments() -> None:
     declared = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
-    served = {d.name: d.entrypoint for d in build_deployments()}
+    served = {d.name: d for d in build_deployments()}
 
     assert {d["name"] for d in declared} == set(served)
     for deployment in declared:
-        path, function = deployment["entrypoint"].split(":")
-        assert (ROOT / path).exists()
-        assert served[deployment["name"]] == f"{path.removesuffix('.py').replace('/', '.')}.{function}"
+        twin = served[deployment["name"]]
+        assert deployment["entrypoint"] == twin.entrypoint  # module paths, both
+        assert deployment["description"] == twin.description
+        assert deployment["tags"] == twin.tags
         assert deployment["enforce_parameter_schema"] is True
         assert deployment["work_pool"]["name"] == "icefloe"
+        if twin.concurrency_limit is None:
+            assert "concurrency_limit" not in deployment
+        else:
+            assert twin.concurrency_options is not None
+            strategy = twin.concurrency_options.collision_strategy
+            assert deployment["concurrency_limit"] == {"limit": twin.concurrency_limit, "collision_strategy": strategy}
 
 
 def _compose() -> dict[str, Any]:
