@@ -5,8 +5,10 @@ REST API, as another system would, and checked in the S3 repository."""
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import icechunk
 import pytest
@@ -147,3 +149,35 @@ def test_the_stack_reported_to_one_api(stack: Stack) -> None:
     """Every program of the stack used the server the test started (no temporary servers)."""
     for log in stack.logs.glob("*.log"):
         assert "Starting temporary server" not in log.read_text(), log.name
+
+
+def test_the_s3_secret_appears_nowhere_after_served_runs(stack: Stack, s3_env: None, tmp_path: Path) -> None:
+    """After the module's runs on S3, and one more that fails and keeps its finished blocks there: the secret key is
+    in no Prefect table (flow and task runs, parameters, logs, artifacts, events, variables), no program's log and
+    no object the runs wrote (repositories, kept forks)."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    (markers / "fail-1-0-0").touch()
+    target = f"s3://{BUCKET}/kept-{uuid.uuid4().hex}"
+    source = {"kind": "callable", "function": "tests.sources:counted", "keywords": {"marker_dir": str(markers)}}
+    parameters = {"repo": target, "source": source, "options": {"block_bytes": 131_328, "retries": 0}}
+    response = stack.create_run(stack.deployment_id("write-dataset", "write-dataset"), parameters)
+    assert stack.wait_until_done(response.json()["id"])["state_type"] == "FAILED"
+    secret = S3_ENV["AWS_SECRET_ACCESS_KEY"].encode()
+
+    objects = boto3.client("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    assert any("/icefloe/kept/" in o["Key"] for o in objects)
+    for key in (o["Key"] for o in objects if not o["Key"].endswith(".nc")):
+        assert secret not in boto3.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read(), key
+    home = Path(stack.env["PREFECT_HOME"])
+    files = [p for p in [*home.rglob("*"), *stack.logs.glob("*.log")] if p.is_file()]
+    assert any(p.name.startswith("prefect.db") for p in files)
+    for path in files:
+        assert secret not in path.read_bytes(), path
+    for endpoint in ("logs", "artifacts", "flow_runs", "task_runs", "variables"):
+        answer = httpx.post(f"{stack.api}/{endpoint}/filter", json={"limit": 50})
+        assert answer.status_code == 200, answer.text
+        assert secret.decode() not in answer.text, endpoint
+    events = httpx.post(f"{stack.api}/events/filter", json={"limit": 50})
+    assert events.status_code == 200, events.text
+    assert secret.decode() not in events.text
