@@ -64,8 +64,12 @@ class ThreadBlockRunner:
                     except Exception as e:
                         failures.append(f"{job.block.name}: {e}")
                     progress.advance()
-        finally:
-            pool.shutdown(cancel_futures=True)  # interrupted: start no other block, let the running ones end
+        except BaseException:
+            # Interrupted: start no other block and do not wait for the running ones (a block can take a minute);
+            # they write only into forks nothing will merge, and the command ends its process without them.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         check_all_written(failures, len(jobs))
         return written
 

@@ -8,7 +8,9 @@ from uuid import UUID
 
 import boto3
 import icechunk
+import numpy as np
 import pytest
+import xarray as xr
 from distributed import LocalCluster
 from moto.server import ThreadedMotoServer
 from prefect.client.orchestration import get_client
@@ -76,6 +78,23 @@ def open_repo(target: str) -> icechunk.Repository:
 
 def snapshot_count(target: str, branch: str = "main") -> int:
     return len(list(open_repo(target).ancestry(branch=branch)))
+
+
+def assert_appends_landed_once(target: str, expected_steps: list[int]) -> None:
+    """After appends of `tests.sources:steps`: every snapshot opens and reads; the tip holds each landed step
+    exactly once, with the source's values."""
+    from tests.sources import steps
+
+    repo = open_repo(target)
+    for snapshot in repo.ancestry(branch="main"):
+        if snapshot.message != "Repository initialized":
+            session = repo.readonly_session(snapshot_id=snapshot.id)
+            xr.open_zarr(session.store, consolidated=False).load()
+    tip = xr.open_zarr(repo.readonly_session("main").store, consolidated=False).load()
+    expected = xr.concat([steps(s, s + 1) for s in sorted(expected_steps)], dim="time").load()
+    assert tip.sizes["time"] == len(expected_steps)  # nothing duplicated
+    assert np.unique(tip["time"].values).size == len(expected_steps)
+    xr.testing.assert_identical(tip.sortby("time"), expected)  # nothing lost
 
 
 def block_task_runs(flow_run_id: UUID) -> list[TaskRun]:

@@ -15,10 +15,10 @@ import pytest
 import xarray as xr
 from icechunk.xarray import to_icechunk
 
-from tests.conftest import BUCKET, S3_ENV
+from tests.conftest import BUCKET, S3_ENV, assert_appends_landed_once
 from tests.deployments.stack import TERMINAL, Stack, served_stack
 from tests.processes import wait_for
-from tests.sources import steps
+from tests.sources import counted, steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3, pytest.mark.timeout(900)]
 
@@ -181,3 +181,75 @@ def test_the_s3_secret_appears_nowhere_after_served_runs(stack: Stack, s3_env: N
     events = httpx.post(f"{stack.api}/events/filter", json={"limit": 50})
     assert events.status_code == 200, events.text
     assert secret.decode() not in events.text
+
+
+def _flow_run_processes(run_id: str) -> list[str]:
+    """Processes running flow run `run_id` (a runner starts each with PREFECT__FLOW_RUN_ID in its environment)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and f"PREFECT__FLOW_RUN_ID={run_id}".encode() in (proc / "environ").read_bytes():
+                found.append(proc.name)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_run_cancelled_from_prefect_commits_nothing_and_the_next_one_resumes_at_once(
+    stack: Stack, s3_env: None, tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    target = f"s3://{BUCKET}/cancelled-{uuid.uuid4().hex}"
+    prefix = target.removeprefix(f"s3://{BUCKET}/")
+    source = {"kind": "callable", "function": "tests.sources:counted",
+              "keywords": {"marker_dir": str(markers), "ntime": 192, "pause": 1.0}}  # fmt: skip
+    parameters = {"repo": target, "source": source, "options": {"block_bytes": 131_328, "retries": 0}}
+    deployment = stack.deployment_id("write-dataset", "write-dataset")
+    s3 = boto3.client("s3")
+
+    def kept() -> int:
+        listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/icefloe/kept/").get("Contents", [])
+        return sum("/blocks/" in o["Key"] for o in listed)
+
+    first = stack.create_run(deployment, parameters).json()["id"]
+    wait_for(lambda: kept() or None, "a first block kept", timeout=180)
+    cancelling = {"state": {"type": "CANCELLING", "name": "Cancelling"}, "force": True}
+    httpx.post(f"{stack.api}/flow_runs/{first}/set_state", json=cancelling).raise_for_status()
+    assert stack.wait_until_done(first, timeout=120)["state_type"] == "CANCELLED"
+
+    assert [s.message for s in _snapshots(target)] == ["Repository initialized"]  # nothing committed
+    wait_for(lambda: not _flow_run_processes(first) or None, "the cancelled run's process to end", timeout=60)
+    finished = kept()
+    assert 1 <= finished < 8
+
+    second = stack.create_run(deployment, parameters).json()["id"]
+    assert stack.wait_until_done(second, timeout=300)["state_type"] == "COMPLETED", stack.log_text(second)
+    waited = wait_for(lambda: re.search(r"holding target .* after ([\d.]+) s", stack.log_text(second)),
+                      "the second run's log", timeout=60)  # fmt: skip
+    assert float(waited.group(1)) < 30  # the cancelled run released the target, or its record says it is gone
+    snapshots = _snapshots(target)
+    assert len(snapshots) == 2
+    assert snapshots[0].metadata["icefloe"]["reused_blocks"] >= finished
+    (tmp_path / "unused").mkdir()
+    xr.testing.assert_identical(_opened(target), counted(str(tmp_path / "unused"), ntime=192).compute())
+
+
+def test_two_served_runs_appending_to_one_target_take_turns_five_rounds(stack: Stack, s3_env: None) -> None:
+    target = f"s3://{BUCKET}/writers-{uuid.uuid4().hex}"
+    deployment = stack.deployment_id("write-dataset", "write-dataset")
+
+    def appending(start: int, stop: int, **more: object) -> dict[str, object]:
+        source = {"kind": "callable", "function": "tests.sources:steps", "keywords": {"start": start, "stop": stop}}
+        return {"repo": target, "source": source, **more}
+
+    first = stack.create_run(deployment, appending(0, 8)).json()["id"]
+    assert stack.wait_until_done(first)["state_type"] == "COMPLETED", stack.log_text(first)
+    for round_ in range(5):
+        starts = (8 * (1 + 2 * round_), 8 * (2 + 2 * round_))
+        runs = [stack.create_run(deployment, appending(s, s + 8, append_dim="time")).json()["id"] for s in starts]
+        states = [stack.wait_until_done(run)["state_type"] for run in runs]
+        assert states == ["COMPLETED", "COMPLETED"], [stack.log_text(run) for run in runs]
+
+    assert_appends_landed_once(target, list(range(88)))
+    assert len(_snapshots(target)) == 2 + 10

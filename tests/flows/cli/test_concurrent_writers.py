@@ -6,13 +6,10 @@ import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-import xarray as xr
 
-from tests.conftest import BUCKET, S3_ENV, open_repo
+from tests.conftest import BUCKET, S3_ENV, assert_appends_landed_once, open_repo
 from tests.processes import BIN, command_env, icefloe
-from tests.sources import steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -43,20 +40,6 @@ def run_round(targets: tuple[str, str], starts: tuple[int, int], env: dict[str, 
     return outcomes
 
 
-def check_history(target: str, expected_steps: list[int]) -> None:
-    """Every snapshot opens and reads; the tip holds each landed step exactly once, with the source's values."""
-    repo = open_repo(target)
-    for snapshot in repo.ancestry(branch="main"):
-        if snapshot.message != "Repository initialized":
-            session = repo.readonly_session(snapshot_id=snapshot.id)
-            xr.open_zarr(session.store, consolidated=False).load()
-    tip = xr.open_zarr(repo.readonly_session("main").store, consolidated=False).load()
-    expected = xr.concat([steps(s, s + 1) for s in sorted(expected_steps)], dim="time").load()
-    assert tip.sizes["time"] == len(expected_steps)  # nothing duplicated
-    assert np.unique(tip["time"].values).size == len(expected_steps)
-    xr.testing.assert_identical(tip.sortby("time"), expected)  # nothing lost
-
-
 @pytest.mark.parametrize("spelling", ["one-spelling", "two-spellings"])
 def test_two_writers_on_one_local_target_take_turns(spelling: str, tmp_path: Path) -> None:
     env = command_env(tmp_path / "home")
@@ -70,7 +53,7 @@ def test_two_writers_on_one_local_target_take_turns(spelling: str, tmp_path: Pat
         assert run_round(targets, starts, env, tmp_path) == ["landed", "landed"]
         landed += [s for start in starts for s in range(start, start + STEPS)]
 
-    check_history(absolute, landed)
+    assert_appends_landed_once(absolute, landed)
     assert len(list(open_repo(absolute).ancestry(branch="main"))) == 2 + 2 * ROUNDS
 
 
@@ -94,5 +77,5 @@ def test_two_writers_on_one_s3_target_without_prefect_both_land_or_one_fails_cle
     with pytest.MonkeyPatch.context() as env_for_reading:
         for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
             env_for_reading.setenv(key, value)
-        check_history(target, landed)
+        assert_appends_landed_once(target, landed)
         assert len(list(open_repo(target).ancestry(branch="main"))) == 2 + outcomes.count("landed")
