@@ -18,7 +18,7 @@ from icechunk.xarray import to_icechunk
 from tests.conftest import BUCKET, S3_ENV, assert_appends_landed_once
 from tests.deployments.stack import TERMINAL, Stack, served_stack
 from tests.processes import wait_for
-from tests.sources import counted, steps
+from tests.sources import chunks_read, counted, steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3, pytest.mark.timeout(900)]
 
@@ -253,3 +253,30 @@ def test_two_served_runs_appending_to_one_target_take_turns_five_rounds(stack: S
 
     assert_appends_landed_once(target, list(range(88)))
     assert len(_snapshots(target)) == 2 + 10
+
+
+def test_a_failed_run_retried_from_the_ui_writes_only_what_it_had_not_finished(
+    stack: Stack, s3_env: None, tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    (markers / "fail-2-0-0").touch()
+    target = f"s3://{BUCKET}/retried-{uuid.uuid4().hex}"
+    source = {"kind": "callable", "function": "tests.sources:counted", "keywords": {"marker_dir": str(markers)}}
+    parameters = {"repo": target, "source": source, "options": {"block_bytes": 131_328, "retries": 0}}
+    run = stack.create_run(stack.deployment_id("write-dataset", "write-dataset"), parameters).json()["id"]
+    assert stack.wait_until_done(run)["state_type"] == "FAILED"
+    (markers / "fail-2-0-0").unlink()
+    for read in markers.glob("read-*"):
+        read.unlink()
+
+    # what the UI's Retry button sends: the same flow run, scheduled again
+    retry = {"state": {"type": "SCHEDULED", "name": "AwaitingRetry"}, "force": True}
+    httpx.post(f"{stack.api}/flow_runs/{run}/set_state", json=retry).raise_for_status()
+    wait_for(lambda: httpx.get(f"{stack.api}/flow_runs/{run}").json()["run_count"] >= 2 or None, "the retry", 120)
+    assert stack.wait_until_done(run)["state_type"] == "COMPLETED", stack.log_text(run)
+
+    assert chunks_read(markers) == ["t2m-2-0-0", "u10-2-0-0"]
+    snapshots = _snapshots(target)
+    assert len(snapshots) == 2
+    assert snapshots[0].metadata["icefloe"]["reused_blocks"] == 3
