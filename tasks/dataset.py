@@ -90,6 +90,12 @@ def initialize_dataset(
             "write it first with mode 'w', 'w-' or 'a'"
         ) from e
     _check_chunk_sizes(encoding or {})
+    unknown = sorted(set(map(str, encoding or {})) - set(map(str, dataset.variables)))
+    if unknown:
+        raise UnknownVariableError(
+            f"encoding names {unknown}, which the dataset does not have; its variables: "
+            f"{sorted(map(str, dataset.variables))}"
+        )
     dataset = xarray_store._validate_and_autodetect_region(dataset)
     _validate_dataset_names(dataset)
     xarray_store._validate_encoding(encoding or {})
@@ -107,6 +113,13 @@ def initialize_dataset(
 
 class MissingGroupError(InvalidRequestError, GroupNotFoundError):
     """Mode r+ (or a region write) into a group the target does not have: xarray's error, saying what to do."""
+
+
+class UnknownVariableError(InvalidRequestError, KeyError):
+    """An encoding for a variable the Dataset lacks: xarray's KeyError, naming what there is."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])  # a KeyError would show its message quoted
 
 
 def _check_chunk_sizes(encoding: Mapping[Any, Any]) -> None:

@@ -88,7 +88,11 @@ CLI_CASES = {
     "region-on-new-target": Case(["write", small(), "{new}", "--mode", "r+", "--region", "time=0:48"], ["r+"]),
     "encoding-not-json": Case(["write", small(), "{new}", "--encoding", "{t2m"], ["--encoding", "JSON"]),
     "encoding-unknown-variable": Case(
-        ["write", small(), "{new}", "--encoding", '{"nope": {"chunks": [24, 19, 36]}}'], ["nope"]
+        ["write", small(), "{new}", "--encoding", '{"nope": {"chunks": [24, 19, 36]}}'], ["['nope']", "does not have"]
+    ),
+    "encoding-unknown-variable-recorded-in-prefect": Case(
+        ["write", small(), "{new}", "--encoding", '{"nope": {"chunks": [24, 19, 36]}}', "--temporary-server"],
+        ["['nope']", "does not have", "t2m"],
     ),
     "encoding-unknown-key": Case(["write", small(), "{new}", "--encoding", '{"t2m": {"bogus": 1}}'], ["bogus"]),
     "encoding-chunk-zero": Case(

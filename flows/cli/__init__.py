@@ -167,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _refused(error: BaseException) -> bool:
+def refused(error: BaseException) -> bool:
     """A request refused before anything was written, as opposed to a write that failed."""
     from pydantic import ValidationError
 
@@ -242,7 +242,7 @@ def _report(command: str, error: Exception) -> int:
 
     from tasks.errors import IcefloeError
 
-    if _refused(error) or (command != "write" and isinstance(error, icechunk.IcechunkError)):
+    if refused(error) or (command != "write" and isinstance(error, icechunk.IcechunkError)):
         # our refusals say what is wrong; others' need their name (ValueError, KeyError, ...) to make sense
         what = str(error) if isinstance(error, IcefloeError) else f"{type(error).__name__}: {error}"
         print(f"icefloe {command}: refused, nothing was written: {what}", file=sys.stderr)

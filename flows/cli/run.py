@@ -10,7 +10,8 @@ import logging
 import os
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -104,6 +105,7 @@ def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
             # the flow finds it where it finds `icefloe serve`'s: its parameters stay the user's request
             stack.enter_context(environment_variable("ICEFLOE_DASK_ADDRESS", cluster.scheduler_address))
         api = stack.enter_context(running_prefect_api(prefect.server))
+        stack.enter_context(_no_traceback_for_refusals())
         state = write_dataset(
             repo=call.repo,
             source=call.source,
@@ -120,6 +122,27 @@ def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
     if prefect.mode == "temporary":
         return outcome, f"flow run {run_id} is kept in PREFECT_HOME's database: `prefect server start` shows it"
     return outcome, f"see the run: {api.removesuffix('/api')}/runs/flow-run/{run_id}"
+
+
+@contextmanager
+def _no_traceback_for_refusals() -> Iterator[None]:
+    """Prefect's flow engine logs a failed run's exception with its traceback; on the terminal, a refused request
+    needs only the one line the command ends with (the run's logs in the API keep the traceback)."""
+    from flows.cli import refused
+
+    def without_traceback(record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and refused(record.exc_info[1]):
+            record.exc_info = record.exc_text = None
+        return True
+
+    consoles = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)]  # Prefect's
+    for handler in consoles:
+        handler.addFilter(without_traceback)
+    try:
+        yield
+    finally:
+        for handler in consoles:
+            handler.removeFilter(without_traceback)
 
 
 def process_started_at() -> float:
