@@ -21,6 +21,7 @@ import hashlib
 import json
 import pickle
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,26 @@ def _filesystem(target: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, f"{root.rstrip('/')}/{KEPT}"
 
 
+def _matches(fs: fsspec.AbstractFileSystem, pattern: str) -> list[str]:
+    try:
+        return list(fs.glob(pattern))
+    except FileNotFoundError:  # s3fs, when another run removed the directory while it was listed
+        return []
+
+
+def _listing(fs: fsspec.AbstractFileSystem, directory: str) -> list[str]:
+    try:
+        return list(fs.ls(directory, detail=False))
+    except FileNotFoundError:
+        return []
+
+
+def _remove(fs: fsspec.AbstractFileSystem, directory: str) -> None:
+    """Remove `directory` and all in it; another run on the branch may be removing it too."""
+    with suppress(FileNotFoundError):
+        fs.rm(directory, recursive=True)
+
+
 def _why_not(kept: dict[str, Any], key: RunKey) -> str:
     if kept.get("parent_id") != key.parent_id:
         return f"the branch tip moved (they were written on {kept.get('parent_id')}, the tip is {key.parent_id})"
@@ -125,8 +146,7 @@ class KeptForks:
             self._explain_others(fs, branch_dir, logger)
         except Exception as e:  # a truncated or foreign file: start this run's set afresh
             logger.warning("cannot read the kept session at %s (%s); starting over", run_dir, e)
-        if fs.exists(run_dir):
-            fs.rm(run_dir, recursive=True)
+        _remove(fs, run_dir)
         fs.makedirs(f"{run_dir}/blocks", exist_ok=True)
         run = {"branch": self.key.branch, "parent_id": self.key.parent_id, "source": self.key.source}
         fs.pipe_file(f"{run_dir}/run.json", json.dumps({**run, "created": time.time()}).encode())
@@ -136,16 +156,16 @@ class KeptForks:
     def _explain_others(self, fs: fsspec.AbstractFileSystem, branch_dir: str, logger: "Logger") -> None:
         """Say why other kept sets of the branch are not reused; remove those based on an older tip (none of
         their blocks can be reused again)."""
-        for run_json in fs.glob(f"{branch_dir}/*/run.json"):
+        for run_json in _matches(fs, f"{branch_dir}/*/run.json"):
             run_dir = run_json.rsplit("/", 1)[0]
             try:
                 kept = json.loads(fs.cat_file(run_json))
-                blocks = len(fs.ls(f"{run_dir}/blocks")) if fs.exists(f"{run_dir}/blocks") else 0
-                logger.info("not reusing %d blocks kept by an earlier run: %s", blocks, _why_not(kept, self.key))
-                if kept.get("parent_id") != self.key.parent_id:
-                    fs.rm(run_dir, recursive=True)
             except FileNotFoundError:
                 continue  # a concurrent run on the branch removed it first
+            blocks = len(_listing(fs, f"{run_dir}/blocks"))
+            logger.info("not reusing %d blocks kept by an earlier run: %s", blocks, _why_not(kept, self.key))
+            if kept.get("parent_id") != self.key.parent_id:
+                _remove(fs, run_dir)
 
     def block_bytes(self, proposed: int) -> int:
         """The block size the kept set was planned with (the same blocks, so they can be reused), else `proposed`."""
@@ -166,7 +186,7 @@ class KeptForks:
     def load_blocks(self, blocks: list[Block], session: Session, logger: "Logger") -> list[tuple[Block, ForkSession]]:
         """The kept forks of `blocks` that were written from `session` (their arrays have the same node ids)."""
         fs, _, run_dir = self._location()
-        kept = set(fs.ls(f"{run_dir}/blocks", detail=False)) if fs.exists(f"{run_dir}/blocks") else set()
+        kept = set(_listing(fs, f"{run_dir}/blocks"))
         found: list[tuple[Block, ForkSession]] = []
         for block in blocks:
             path = self._block_path(run_dir, block)
@@ -189,8 +209,7 @@ class KeptForks:
         """Remove this run's kept set, once its commit has landed. Other runs' sets on the branch are explained
         and removed by the next run that starts on it."""
         fs, _, run_dir = self._location()
-        if fs.exists(run_dir):
-            fs.rm(run_dir, recursive=True)
+        _remove(fs, run_dir)
 
 
 @dataclass(frozen=True)
@@ -207,10 +226,10 @@ class KeptRun:
 def kept_runs(target: str) -> list[KeptRun]:
     fs, root = _filesystem(target)
     runs = []
-    for run_json in sorted(fs.glob(f"{root}/*/*/run.json")):
+    for run_json in sorted(_matches(fs, f"{root}/*/*/run.json")):
         run_dir = run_json.rsplit("/", 1)[0]
         kept = json.loads(fs.cat_file(run_json))
-        blocks = fs.ls(f"{run_dir}/blocks", detail=False) if fs.exists(f"{run_dir}/blocks") else []
+        blocks = _listing(fs, f"{run_dir}/blocks")
         runs.append(
             KeptRun(
                 location=fs.unstrip_protocol(run_dir),
@@ -227,6 +246,5 @@ def clear_kept(target: str) -> int:
     """Remove every kept set of `target`; how many there were."""
     runs = kept_runs(target)
     fs, root = _filesystem(target)
-    if fs.exists(root):
-        fs.rm(root, recursive=True)
+    _remove(fs, root)
     return len(runs)

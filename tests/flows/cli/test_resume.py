@@ -120,3 +120,18 @@ def test_a_write_killed_mid_run_run_again_writes_only_what_it_had_not_finished(t
     assert f"({len(finished)} kept by an earlier attempt" in again.stdout
     assert_written_once(target, markers)
     assert processes_marked(marker) == []
+
+
+def test_icefloe_kept_clear_removes_what_a_failed_write_kept(tmp_path: Path, markers: Path) -> None:
+    target, env = tmp_path / "repo", command_env(tmp_path / "home")
+    (markers / "fail-1-0-0").touch()
+    assert icefloe("write", request(markers), str(target), *BLOCK, env=env, cwd=tmp_path).returncode == 1
+    assert len(kept_blocks(target)) == 3
+
+    cleared = icefloe("kept", str(target), "--clear", env=env, cwd=tmp_path)
+
+    assert cleared.returncode == 0, cleared.stderr
+    assert f"removed 1 kept sets of {target}" in cleared.stdout
+    assert kept_blocks(target) == []
+    assert "nothing kept" in icefloe("kept", str(target), env=env, cwd=tmp_path).stdout
+    assert snapshot_count(str(target)) == 1
