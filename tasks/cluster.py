@@ -49,4 +49,12 @@ def local_cluster(options: WriteOptions, **overrides: Any) -> Iterator["LocalClu
     from distributed import LocalCluster  # not imported by a run that needs no cluster
 
     with dask.config.set(_QUIET_WORKERS), LocalCluster(**{**local_cluster_kwargs(options), **overrides}) as cluster:
-        yield cluster
+        try:
+            yield cluster
+        except BaseException:
+            # Interrupted or failed: closing a threaded worker waits for the blocks it runs (a minute, for a large
+            # one); they write only into forks nothing will merge, so close without waiting for them.
+            for worker in list(cluster.workers.values()):
+                if not options.processes and hasattr(worker, "close"):
+                    cluster.sync(worker.close, executor_wait=False)
+            raise

@@ -187,13 +187,15 @@ def entry_point() -> NoReturn:
     Once a command has closed what it opened, the interpreter's own teardown (freeing every module and object of
     xarray, Dask and Icechunk) still took ~0.35 s here, a tenth of a 1 GiB write. Without Prefect loaded there is
     no background queue left to deliver, so the process ends at once; with Prefect, its exit hooks deliver the
-    run's last logs and events first.
+    run's last logs and events first. An interrupted command ends at once too: the interpreter would wait for the
+    threads of the blocks still running (20 s and more) only to drop what they write; logging's shutdown has
+    delivered the run's logs by then.
     """
     code = main()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    if "prefect" not in sys.modules:
+    if "prefect" not in sys.modules or code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
         os._exit(code)
     sys.exit(code)
 
