@@ -146,6 +146,9 @@ def _counted(x: np.ndarray, marker_dir: str, variable: str, pause: float, block_
     return x
 
 
+COUNTED_CHUNK_BYTES = 24 * 19 * 36 * 4 * 2  # one chunk of both of `counted`'s variables: a block each
+
+
 def counted(marker_dir: str, ntime: int = 96, pause: float = 0.0) -> xr.Dataset:
     """A callable source (24 steps a chunk) that leaves a file `read-<variable>-<chunk>-*` in `marker_dir` for every
     chunk computed, fails while a file `fail-<chunk>` exists there, and takes `pause` seconds a chunk.

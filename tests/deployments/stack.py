@@ -1,7 +1,7 @@
 """A served stack as the tests drive it: through the Prefect REST API, as another system would."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +56,11 @@ class Stack:
         return "\n".join(entry["message"] for entry in logs)
 
 
-@contextmanager
-def served_stack(s3_endpoint: str, logs: Path, ingest: dict[str, Any] | None = None) -> Iterator[Stack]:
-    """The docker-compose topology as local processes: `prefect server start`, `dask scheduler`, two `dask worker`s
-    and `icefloe serve` (with `ingest` as its scheduled ingest's parameters, every 10 s), against the S3 server."""
+def start_api_and_cluster(
+    start: Callable[..., Any], logs: Path, env: dict[str, str], workers: int, threads: int
+) -> tuple[str, dict[str, str]]:
+    """`prefect server start`, `dask scheduler` and `workers` `dask worker`s on free loopback ports, started with
+    `start` (a `processes()` starter) and waited for; the API's URL and the environment every program then gets."""
     port, dask_port = free_port(), free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {
@@ -67,24 +68,40 @@ def served_stack(s3_endpoint: str, logs: Path, ingest: dict[str, Any] | None = N
         "PREFECT_API_URL": api,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         "ICEFLOE_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
-        **S3_ENV,
-        "AWS_ENDPOINT_URL": s3_endpoint,
+        **env,
     }
+    start("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=env,
+          log=logs / "prefect-server.log")  # fmt: skip
+    start("dask", "scheduler", "--host", "127.0.0.1", "--port", str(dask_port), "--no-dashboard", env=env,
+          log=logs / "dask-scheduler.log")  # fmt: skip
+    for i in range(1, workers + 1):
+        start("dask", "worker", env["ICEFLOE_DASK_ADDRESS"], "--nthreads", str(threads), "--no-dashboard",
+              "--preload", "tasks.block_task", env=env, log=logs / f"dask-worker-{i}.log")  # fmt: skip
+    wait_for(lambda: httpx.get(f"{api}/health").raise_for_status(), "prefect server start", timeout=180)
+    with Client(env["ICEFLOE_DASK_ADDRESS"], timeout=120) as client:
+        client.wait_for_workers(workers, timeout=120)
+    return api, env
+
+
+@contextmanager
+def served_stack(s3_endpoint: str, logs: Path, ingest: dict[str, Any] | None = None) -> Iterator[Stack]:
+    """The docker-compose topology as local processes: `prefect server start`, `dask scheduler`, two `dask worker`s
+    and `icefloe serve` (with `ingest` as its scheduled ingest's parameters, every 10 s), against the S3 server."""
     schedule = ["--ingest-interval", "10", "--ingest-parameters", json.dumps(ingest)] if ingest else []
     with processes() as start:
-        start("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=env,
-              log=logs / "prefect-server.log")  # fmt: skip
-        start("dask", "scheduler", "--host", "127.0.0.1", "--port", str(dask_port), "--no-dashboard", env=env,
-              log=logs / "dask-scheduler.log")  # fmt: skip
-        for i in (1, 2):
-            start("dask", "worker", env["ICEFLOE_DASK_ADDRESS"], "--nthreads", "1", "--no-dashboard",
-                  "--preload", "tasks.block_task", env=env, log=logs / f"dask-worker-{i}.log")  # fmt: skip
-        wait_for(lambda: httpx.get(f"{api}/health").raise_for_status(), "prefect server start", timeout=180)
-        with Client(env["ICEFLOE_DASK_ADDRESS"], timeout=120) as client:
-            client.wait_for_workers(2, timeout=120)
+        api, env = start_api_and_cluster(
+            start,
+            logs,
+            {
+                "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+                "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+                **S3_ENV,
+                "AWS_ENDPOINT_URL": s3_endpoint,
+            },
+            workers=2,
+            threads=1,
+        )
         start("icefloe", "serve", *schedule, env=env, log=logs / "icefloe-serve.log")
         stack = Stack(api, env, ingest["repo"] if ingest else "", logs)
         for name in ("write-dataset", "ingest", "backfill"):

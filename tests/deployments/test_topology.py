@@ -18,7 +18,7 @@ from icechunk.xarray import to_icechunk
 from tests.conftest import BUCKET, S3_ENV, assert_appends_landed_once
 from tests.deployments.stack import TERMINAL, Stack, served_stack
 from tests.processes import wait_for
-from tests.sources import chunks_read, counted, steps
+from tests.sources import COUNTED_CHUNK_BYTES, chunks_read, counted, steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3, pytest.mark.timeout(900)]
 
@@ -151,18 +151,23 @@ def test_the_stack_reported_to_one_api(stack: Stack) -> None:
         assert "Starting temporary server" not in log.read_text(), log.name
 
 
+def _failed_run(stack: Stack, target: str, markers: Path, failing_chunk: str) -> str:
+    """A write-dataset run of `tests.sources:counted` into `target`, a block per chunk, that fails at
+    `failing_chunk` (its marker stays in `markers`) after keeping the blocks that finished; its id."""
+    markers.mkdir()
+    (markers / f"fail-{failing_chunk}").touch()
+    source = {"kind": "callable", "function": "tests.sources:counted", "keywords": {"marker_dir": str(markers)}}
+    parameters = {"repo": target, "source": source, "options": {"block_bytes": COUNTED_CHUNK_BYTES, "retries": 0}}
+    run: str = stack.create_run(stack.deployment_id("write-dataset", "write-dataset"), parameters).json()["id"]
+    assert stack.wait_until_done(run)["state_type"] == "FAILED"
+    return run
+
+
 def test_the_s3_secret_appears_nowhere_after_served_runs(stack: Stack, s3_env: None, tmp_path: Path) -> None:
     """After the module's runs on S3, and one more that fails and keeps its finished blocks there: the secret key is
     in no Prefect table (flow and task runs, parameters, logs, artifacts, events, variables), no program's log and
     no object the runs wrote (repositories, kept forks)."""
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    (markers / "fail-1-0-0").touch()
-    target = f"s3://{BUCKET}/kept-{uuid.uuid4().hex}"
-    source = {"kind": "callable", "function": "tests.sources:counted", "keywords": {"marker_dir": str(markers)}}
-    parameters = {"repo": target, "source": source, "options": {"block_bytes": 131_328, "retries": 0}}
-    response = stack.create_run(stack.deployment_id("write-dataset", "write-dataset"), parameters)
-    assert stack.wait_until_done(response.json()["id"])["state_type"] == "FAILED"
+    _failed_run(stack, f"s3://{BUCKET}/kept-{uuid.uuid4().hex}", tmp_path / "markers", "1-0-0")
     secret = S3_ENV["AWS_SECRET_ACCESS_KEY"].encode()
 
     objects = boto3.client("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])
@@ -204,7 +209,7 @@ def test_a_run_cancelled_from_prefect_commits_nothing_and_the_next_one_resumes_a
     prefix = target.removeprefix(f"s3://{BUCKET}/")
     source = {"kind": "callable", "function": "tests.sources:counted",
               "keywords": {"marker_dir": str(markers), "ntime": 192, "pause": 1.0}}  # fmt: skip
-    parameters = {"repo": target, "source": source, "options": {"block_bytes": 131_328, "retries": 0}}
+    parameters = {"repo": target, "source": source, "options": {"block_bytes": COUNTED_CHUNK_BYTES, "retries": 0}}
     deployment = stack.deployment_id("write-dataset", "write-dataset")
     s3 = boto3.client("s3")
 
@@ -258,14 +263,8 @@ def test_two_served_runs_appending_to_one_target_take_turns_five_rounds(stack: S
 def test_a_failed_run_retried_from_the_ui_writes_only_what_it_had_not_finished(
     stack: Stack, s3_env: None, tmp_path: Path
 ) -> None:
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    (markers / "fail-2-0-0").touch()
-    target = f"s3://{BUCKET}/retried-{uuid.uuid4().hex}"
-    source = {"kind": "callable", "function": "tests.sources:counted", "keywords": {"marker_dir": str(markers)}}
-    parameters = {"repo": target, "source": source, "options": {"block_bytes": 131_328, "retries": 0}}
-    run = stack.create_run(stack.deployment_id("write-dataset", "write-dataset"), parameters).json()["id"]
-    assert stack.wait_until_done(run)["state_type"] == "FAILED"
+    markers, target = tmp_path / "markers", f"s3://{BUCKET}/retried-{uuid.uuid4().hex}"
+    run = _failed_run(stack, target, markers, "2-0-0")
     (markers / "fail-2-0-0").unlink()
     for read in markers.glob("read-*"):
         read.unlink()

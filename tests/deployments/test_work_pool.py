@@ -11,11 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 import xarray as xr
-from distributed import Client
 
 from tests.conftest import open_repo, snapshot_count
-from tests.deployments.stack import Stack
-from tests.processes import BIN, free_port, processes, wait_for
+from tests.deployments.stack import Stack, start_api_and_cluster
+from tests.processes import BIN, processes
 from tests.sources import steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -34,27 +33,9 @@ def prefect(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("work-pool")
-    port, dask_port = free_port(), free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {
-        "PREFECT_HOME": str(logs / "prefect-home"),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "ICEFLOE_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
-        "ICEFLOE_PROJECT_DIR": str(ROOT),
-    }
     with processes() as start:
-        start("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=env,
-              log=logs / "prefect-server.log")  # fmt: skip
-        start("dask", "scheduler", "--host", "127.0.0.1", "--port", str(dask_port), "--no-dashboard", env=env,
-              log=logs / "dask-scheduler.log")  # fmt: skip
-        start("dask", "worker", env["ICEFLOE_DASK_ADDRESS"], "--nthreads", "2", "--no-dashboard",
-              "--preload", "tasks.block_task", env=env, log=logs / "dask-worker.log")  # fmt: skip
-        wait_for(lambda: httpx.get(f"{api}/health").raise_for_status(), "prefect server start", timeout=180)
-        with Client(env["ICEFLOE_DASK_ADDRESS"], timeout=120) as client:
-            client.wait_for_workers(1, timeout=120)
+        extra = {"PREFECT_WORKER_QUERY_SECONDS": "1", "ICEFLOE_PROJECT_DIR": str(ROOT)}
+        api, env = start_api_and_cluster(start, logs, extra, workers=1, threads=2)
 
         created = prefect("work-pool", "create", "icefloe", "--type", "process", env=env)
         assert created.returncode == 0, created.stdout + created.stderr

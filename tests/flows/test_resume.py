@@ -12,15 +12,13 @@ from flows.write_dataset import write_dataset
 from tasks.request import WriteOptions
 from tasks.sources import CallableSource, NetCDFSource, SyntheticDataset, ZarrSource, source_fingerprint
 from tests.conftest import BUCKET, S3_ENV, block_task_runs, open_repo, snapshot_count
-from tests.sources import chunks_read, counted, netcdf_files
-
-ONE_CHUNK_BLOCKS = 24 * 19 * 36 * 4 * 2  # one 24-step chunk of both variables: four blocks
+from tests.sources import COUNTED_CHUNK_BYTES, chunks_read, counted, netcdf_files
 
 
 def run(repo: str, markers: Path, dask_address: str) -> tuple[str, UUID]:
     """A write_dataset flow run; its final state's type and its id."""
     source = CallableSource(function="tests.sources:counted", keywords={"marker_dir": str(markers)})
-    options = WriteOptions(dask_address=dask_address, block_bytes=ONE_CHUNK_BLOCKS, retries=0)
+    options = WriteOptions(dask_address=dask_address, block_bytes=COUNTED_CHUNK_BYTES, retries=0)
     state = write_dataset(repo=repo, source=source, options=options, return_state=True)
     assert state.state_details.flow_run_id is not None
     return state.type.value, state.state_details.flow_run_id
