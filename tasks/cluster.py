@@ -54,7 +54,7 @@ def local_cluster(options: WriteOptions, **overrides: Any) -> Iterator["LocalClu
         except BaseException:
             # Interrupted or failed: closing a threaded worker waits for the blocks it runs (a minute, for a large
             # one); they write only into forks nothing will merge, so close without waiting for them.
-            for worker in list(cluster.workers.values()):
-                if not options.processes and hasattr(worker, "close"):
+            if not options.processes:  # in-process workers; a process worker's Nanny takes no executor_wait
+                for worker in list(cluster.workers.values()):
                     cluster.sync(worker.close, executor_wait=False)
             raise

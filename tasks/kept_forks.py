@@ -71,8 +71,8 @@ def _initialized_state(session: Session) -> list[Any]:
         array = zarr.open_array(store, path=path.lstrip("/"), mode="r")
         for index in sorted(map(tuple, indices)):
             values = np.asarray(array.get_block_selection(index))
-            data = repr(values.tolist()) if values.dtype.hasobject else values.tobytes()
-            state.append([path, index, hashlib.sha256(data if isinstance(data, bytes) else data.encode()).hexdigest()])
+            data = repr(values.tolist()).encode() if values.dtype.hasobject else values.tobytes()
+            state.append([path, index, hashlib.sha256(data).hexdigest()])
     return state
 
 

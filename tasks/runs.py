@@ -22,7 +22,7 @@ from tasks.orchestration import Orchestrator
 from tasks.pipeline import write_and_commit
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.sources import DatasetSource, open_source, source_fingerprint
-from tasks.target import local_target_lock, open_target, repository_config, target_exists
+from tasks.target import local_target_lock, open_target, repository_config
 
 
 @contextmanager
@@ -45,13 +45,13 @@ def initialized_target[T](
     first initialized in an empty in-memory repository (the user's validation hook runs there, and only there), so a
     refused request leaves no empty repository behind.
     """
-    checked = False
-    if not target_exists(repo):
-        initialize(open_target(repo, branch, create=False)[0], True)
-        checked = True
+    session, parent_id = open_target(repo, branch, create=False, config=config)
+    if parent_id is not None:
+        return session, parent_id, initialize(session, True)
+    initialize(session, True)  # in memory: no repository yet
     session, parent_id = open_target(repo, branch, config=config)
     assert parent_id is not None  # open_target creates a missing repository
-    return session, parent_id, initialize(session, not checked)
+    return session, parent_id, initialize(session, False)
 
 
 def run_store_array(

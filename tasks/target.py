@@ -109,7 +109,7 @@ def storage_options(url: str, anonymous: bool = False) -> dict[str, Any] | None:
     return options
 
 
-def repository_config(max_tries: int = 10, max_backoff_seconds: float = 10.0) -> icechunk.RepositoryConfig:
+def repository_config(max_tries: int, max_backoff_seconds: float) -> icechunk.RepositoryConfig:
     """How hard Icechunk tries each object-store request (throttling, 5xx, dropped connections) before failing."""
     retries = icechunk.StorageRetriesSettings(
         max_tries=max_tries, initial_backoff_ms=100, max_backoff_ms=int(max_backoff_seconds * 1000)

@@ -22,7 +22,6 @@ from tasks.runs import prepare_write
 from tasks.sources import CallableSource, IcechunkSource, NamedSource, NetCDFSource, SyntheticDataset, ZarrSource
 from tasks.write import group_writes
 
-SOURCE_KINDS = ("netcdf", "zarr", "icechunk", "callable", "synthetic", "function-after[_one_version(), IcechunkSource]")
 DEMO_VARIABLES = ("t2m", "u10")
 DEMO_ENCODING = {name: {"chunks": (8, 361, 720)} for name in DEMO_VARIABLES}  # ~8 MiB chunks
 
@@ -43,7 +42,7 @@ def parse_source(text: str, concat_dim: str | None = None) -> NamedSource:
         try:
             return TypeAdapter(NamedSource).validate_json(text)
         except ValidationError as e:
-            raise InvalidRequestError(f"source {text}: {validation_problems(e)}") from e
+            raise InvalidRequestError(f"source {text}: {validation_problems(e, tagged=True)}") from e
     if text == "synthetic":
         return SyntheticDataset()
     if re.fullmatch(CALLABLE_PATTERN, text):
@@ -75,11 +74,12 @@ OPTION_FLAGS = {"block_bytes": "--block-mib", "retries": "--retries", "n_workers
                 "dask_address": "--dask-address", "storage_max_tries": "--storage-max-tries"}  # fmt: skip
 
 
-def validation_problems(error: "ValidationError", names: dict[str, str] | None = None) -> str:
-    """Pydantic's errors on one line: where (as the user named it), what is wrong, what was given."""
+def validation_problems(error: "ValidationError", names: dict[str, str] | None = None, tagged: bool = False) -> str:
+    """Pydantic's errors on one line: where (as the user named it), what is wrong, what was given. For a tagged
+    union (`tagged`), the first part of each location is the member pydantic tried, not a field the user wrote."""
     problems = []
     for problem in error.errors(include_url=False):
-        where = ".".join(str(part) for part in problem["loc"] if part not in SOURCE_KINDS)
+        where = ".".join(str(part) for part in problem["loc"][1 if tagged else 0 :])
         where = (names or {}).get(where, where)
         given = f" (given: {problem['input']!r})" if problem["type"] != "missing" and where else ""
         problems.append(f"{where + ': ' if where else ''}{problem['msg']}{given}")
