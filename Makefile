@@ -3,16 +3,22 @@
 UV := python3 -m uv
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test bench
+.PHONY: setup browser demo test bench
 
 setup:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --quiet
 
+# The UI test drives Debian's chromium; without it (not root, no apt-get) that one test says it skipped and why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium is not installed and could not be: the browser test will be skipped"
+
 demo: setup
 	$(UV) run icefloe demo
 
-test: setup
+test: setup browser
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy

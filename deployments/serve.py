@@ -1,4 +1,5 @@
-"""The deployments icefloe serves from one process: `write-dataset`, `ingest` (scheduled) and `backfill`.
+"""The deployments icefloe serves from one process: `write-dataset`, `ingest` (scheduled), `backfill`, and
+`validate`, which every commit's `icefloe.snapshot.committed` event triggers.
 
 Runs start as subprocesses of the serving process and inherit its environment: PREFECT_API_URL, the Dask scheduler
 (ICEFLOE_DASK_ADDRESS: a cluster this process keeps warm for all its runs, unless it names one) and the S3 settings
@@ -14,15 +15,27 @@ from typing import Any
 from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.events import DeploymentEventTrigger
 
 from flows.environment import environment_variable
 from flows.ingest import backfill, ingest
+from flows.orchestrator import COMMITTED
+from flows.validate import validate
 from flows.write_dataset import write_dataset
 from tasks.cluster import local_cluster, scheduler_address
 from tasks.errors import InvalidRequestError
 from tasks.request import WriteOptions
 
 TAGS = ["icefloe"]
+VALIDATE_AFTER_COMMIT = DeploymentEventTrigger(
+    name="validate every commit",
+    expect={COMMITTED},
+    parameters={
+        "repo": "{{ event.resource['icefloe.target'] }}",
+        "branch": "{{ event.resource['icefloe.branch'] }}",
+        "snapshot": "{{ event.payload.snapshot }}",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,7 @@ class IngestSchedule:
 
 
 def build_deployments(schedule: IngestSchedule | None = None) -> list[RunnerDeployment]:
-    """The three deployments; `ingest` is scheduled only when `schedule` gives its parameters."""
+    """The four deployments; `ingest` is scheduled only when `schedule` gives its parameters."""
     ingest_kwargs: dict[str, Any] = {}
     if schedule is not None:
         try:
@@ -63,6 +76,12 @@ def build_deployments(schedule: IngestSchedule | None = None) -> list[RunnerDepl
             **common,
         ),
         backfill.to_deployment("backfill", description="Rewrite a time range in place or extend the target.", **common),
+        validate.to_deployment(
+            "validate",
+            description="Check a committed snapshot; triggered by every commit's icefloe.snapshot.committed event.",
+            triggers=[VALIDATE_AFTER_COMMIT],
+            **common,
+        ),
     ]
 
 

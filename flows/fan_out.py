@@ -1,78 +1,40 @@
-"""Fanning block writes out on the DaskTaskRunner's cluster, and getting every block's fork back.
-
-`PrefectDaskClient.submit` serializes the whole run context (all Prefect settings) and tokenizes it for every task:
-~150-200 ms of flow-process CPU per task on a 2-core machine, which competes with the workers. The context is the
-same for every block of a fan-out, so `submit_many` serializes it once; each task still gets its own task run id and
-asset context, runs through Prefect's own `run_task_sync` on the worker (states, retries, logs) and comes back as a
-`PrefectDaskFuture`.
-"""
+"""Fanning block writes out on the DaskTaskRunner's cluster as Prefect task runs, and getting every block's fork
+back (submitted by `prefect_internals.submit_many`: the run context serialized once for all blocks)."""
 
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from distributed import Future
 from icechunk import ForkSession
-from prefect import Task, get_run_logger
+from prefect import get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.context import AssetContext, serialize_context
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Crashed
-from prefect.task_engine import run_task_sync
 from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from flows.cluster import cluster_threads
+from flows.prefect_internals import submit_many
 from flows.progress import block_progress
 from tasks.block_task import write_block_task
 from tasks.fan_out import SubmittedBlock, collect_forks
-from tasks.plan import PREFECT_SIZING, Block, BlockSizing
+from tasks.plan import PREFECT_SIZING, BlockSizing
 from tasks.request import WriteOptions
-from tasks.write import BlockJob
-
-
-def _run_task(**kwargs: Any) -> Any:
-    return run_task_sync(**kwargs)
-
-
-def submit_many[R](
-    runner: DaskTaskRunner, task: Task[..., R], parameter_sets: list[dict[str, Any]]
-) -> list[PrefectDaskFuture[R]]:
-    """Submit `task` once per parameter set; the futures resolve to the tasks' final Prefect states."""
-    shared = serialize_context()
-    futures: list[PrefectDaskFuture[R]] = []
-    for parameters in parameter_sets:
-        task_run_id = uuid4()
-        inputs: dict[str, set[Any]] = {name: set() for name in parameters}
-        asset_context = AssetContext.from_task_and_inputs(
-            task=task, task_run_id=task_run_id, task_inputs=inputs, copy_to_child_ctx=True
-        )
-        future = runner.client.submit(
-            _run_task,
-            key=f"{task.name}-{task_run_id}",
-            pure=False,  # the key is unique already: do not tokenize the context
-            task=task,
-            task_run_id=task_run_id,
-            parameters=parameters,
-            return_type="state",
-            dependencies=inputs,
-            context={**shared, "asset_context": asset_context.serialize()},
-        )
-        futures.append(PrefectDaskFuture[R](wrapped_future=future, task_run_id=task_run_id))
-    return futures
+from tasks.write import BlockJob, WrittenBlock
 
 
 @dataclass(frozen=True)
 class _PrefectBlock:
     """A block task run on Dask, as `collect_forks` tracks it."""
 
-    submitted: PrefectDaskFuture[ForkSession]
+    submitted: PrefectDaskFuture[WrittenBlock]
 
     @property
-    def future(self) -> Future[ForkSession]:
+    def future(self) -> Future[WrittenBlock]:
         return self.submitted.wrapped_future
 
-    def result(self) -> ForkSession:
+    def result(self) -> WrittenBlock:
         return self.submitted.result()
 
     def lost(self, reason: str) -> None:
@@ -93,9 +55,7 @@ class PrefectBlockRunner:
     def sizing(self) -> BlockSizing:
         return PREFECT_SIZING
 
-    def write_blocks(
-        self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions
-    ) -> list[tuple[Block, ForkSession]]:
+    def write_blocks(self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
         task = write_block_task.with_options(
             retries=options.retries,
             retry_delay_seconds=[options.retry_delay_seconds * 2**i for i in range(options.retries)] or 0,

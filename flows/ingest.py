@@ -19,13 +19,14 @@ def ingest(
     source: NamedSource,
     group: str | None = None,
     time_dim: str = "time",
-    overlap: Overlap = "refuse",
+    overlap: Overlap = "skip",
     encoding: dict[str, dict[str, Any]] | None = None,
     branch: str = "main",
     options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
 ) -> CommitResult | None:
-    """Append the source's time steps that are newer than the target's last one. Idempotent: with nothing new
-    it commits nothing and says so.
+    """Append the source's time steps that are newer than the target's last one. Idempotent: steps the target
+    already holds are skipped (the log says how many), and with nothing new it commits nothing and says so; a
+    schedule over a growing source (a glob of daily files) appends exactly what arrived since its last run.
 
     Args:
         repo: Target repository: a local path or s3://bucket/prefix (S3 endpoint and keys from the environment).
@@ -33,8 +34,8 @@ def ingest(
             (its "kind" says which).
         group: Group inside the repository; default: the root.
         time_dim: Dimension to ingest along.
-        overlap: Source steps the target already holds: refuse (the run fails, nothing is written), skip (append
-            only the newer ones) or rewrite (rewrite them in place, in the same commit).
+        overlap: Source steps the target already holds: skip (the default: append only the newer ones), refuse
+            (the run fails, nothing is written) or rewrite (rewrite them in place, in the same commit).
         encoding: Zarr encoding per variable, used when the run creates the group.
         branch: Branch to commit to.
         options: Block size, retries, commit rebases and the Dask cluster.

@@ -1,22 +1,30 @@
-"""Prefect as a run's orchestrator: run logs, the target's global concurrency limit, block task runs on the
-DaskTaskRunner, and the flow run named in the commit."""
+"""Prefect as a run's orchestrator: run logs, the target's global concurrency limit, a task run per stage and per
+block (on the DaskTaskRunner), the flow run named in the commit, and the run's report as artifacts and an event."""
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from prefect import get_run_logger
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.events import emit_event
 
 from flows import prefect_internals
 from flows.cluster import dask_task_runner
 from flows.fan_out import PrefectBlockRunner
 from flows.prefect_api import workers_report_to_flow_api
 from flows.target_lock import target_lock
+from tasks.commit import CommitResult
 from tasks.orchestration import Logger
+from tasks.report import BlockReport, artifact_key, committed_payload, summary_markdown
 from tasks.request import WriteOptions
+
+COMMITTED = "icefloe.snapshot.committed"
+"""The event every commit emits; its resource is the repository (`icefloe.target`) and branch (`icefloe.branch`)."""
 
 prefect_internals.install()  # every flow module imports this one
 
@@ -30,6 +38,14 @@ class PrefectOrchestrator:
 
     def hold_target(self, repo: str, branch: str) -> AbstractContextManager[None]:
         return target_lock(repo, branch)
+
+    def stage[R](self, name: str, work: Callable[[Logger], R]) -> R:
+        # A task called in the flow runs here, in the flow's thread: the writable session never leaves the process.
+        @task(name=name, task_run_name=name, cache_policy=NO_CACHE, persist_result=False)
+        def run_stage() -> R:
+            return work(get_run_logger())
+
+        return run_stage()
 
     @contextmanager
     def block_runner(self, options: WriteOptions) -> Iterator[PrefectBlockRunner]:
@@ -50,3 +66,28 @@ class PrefectOrchestrator:
             "deployment_id": str(run.deployment_id) if run.deployment_id else None,
             "parameters_sha256": digest,
         }
+
+    def publish(self, result: CommitResult, blocks: list[BlockReport]) -> None:
+        try:
+            create_markdown_artifact(
+                summary_markdown(result),
+                key=artifact_key(result.target, result.branch),
+                description=f"icefloe: snapshot {result.snapshot_id} on {result.branch} of {result.target}",
+            )
+            create_table_artifact(
+                [b.model_dump() for b in blocks],
+                key=artifact_key(result.target, result.branch, "blocks"),
+                description=f"icefloe: the {len(blocks)} slowest of {result.blocks} blocks, per block",
+            )
+            emit_event(
+                COMMITTED,
+                resource={
+                    "prefect.resource.id": f"icefloe.repository.{result.target}",
+                    "prefect.resource.name": result.target,
+                    "icefloe.target": result.target,
+                    "icefloe.branch": result.branch,
+                },
+                payload=committed_payload(result),
+            )
+        except Exception as e:  # the commit stands whatever happens to its report
+            get_run_logger().warning("committed; reporting the run to Prefect failed: %s", e)

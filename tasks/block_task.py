@@ -1,13 +1,13 @@
 """The Prefect task around `write_block`: a name per block, retries, no input hashing."""
 
 from icechunk import ForkSession
-from prefect import Task, task
+from prefect import Task, runtime, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from tasks.errors import InvalidRequestError
-from tasks.write import BlockJob, write_block
+from tasks.write import BlockJob, WrittenBlock, timed_write
 
 
 def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:
@@ -29,5 +29,5 @@ def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: Stat
     retry_delay_seconds=1,
     retry_condition_fn=retry_unless_invalid,
 )
-def write_block_task(fork: ForkSession, job: BlockJob, piece_bytes: int) -> ForkSession:
-    return write_block(fork, job.block, job.unit, job.sources, piece_bytes, job.keep)
+def write_block_task(fork: ForkSession, job: BlockJob, piece_bytes: int) -> WrittenBlock:
+    return timed_write(fork, job, piece_bytes, attempt=runtime.task_run.run_count)

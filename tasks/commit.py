@@ -26,22 +26,40 @@ def commit_session(session: Session, message: str, metadata: dict[str, Any], reb
         ) from e
 
 
+class ArrayReport(BaseModel):
+    """An array the run wrote: created by it or updated, and how much of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    created: bool
+    chunks: int
+    bytes: int
+
+
 class CommitResult(BaseModel):
     """What a run did: the snapshot it made on the branch, how much it wrote, and when each stage ended.
 
-    Times are `time.time()` seconds: the run started, its first block was submitted, its last block came back,
-    its commit landed. A command adds its own process start to tell the user's whole wait apart.
+    Times are `time.time()` seconds: the run started, its arrays were initialized, its first block was submitted,
+    its last block came back, its commit landed. A command adds its own process start to tell the user's whole wait
+    apart.
     """
 
     model_config = ConfigDict(frozen=True)
 
+    target: str
     snapshot_id: str
     parent_id: str
     branch: str
+    arrays: list[ArrayReport]
+    chunks: int
     blocks: int
     reused_blocks: int = Field(0, description="Blocks kept by an earlier attempt of the same request, not rewritten")
+    retried_blocks: int = Field(0, description="Blocks written after one or more failed attempts")
+    resubmitted_blocks: int = Field(0, description="Blocks submitted again after their worker was lost")
     bytes: int
     started_at: float
+    initialized_at: float
     writing_at: float
     written_at: float
     committed_at: float

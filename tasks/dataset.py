@@ -7,13 +7,14 @@ variables come back as `ArrayWrite`s for the block tasks.
 """
 
 from collections.abc import Hashable, Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import xarray as xr
 import zarr
 from dask.base import is_dask_collection
 from icechunk import IcechunkStore
 from icechunk.vendor.xarray import _choose_default_mode
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 from xarray.backends.common import ArrayWriter
 from xarray.backends.writers import _validate_dataset_names, dump_to_store
 from xarray.backends.zarr import ZarrStore
@@ -25,15 +26,39 @@ from tasks.errors import InvalidRequestError, ValidationHookError
 from tasks.request import ArrayWrite
 
 type WriteMode = Literal["w", "w-", "a", "a-", "r+"]
-type RegionParameter = dict[str, tuple[int | None, int | None] | Literal["auto"]] | Literal["auto"] | None
-"""A region as JSON gives it: per dimension a [start, stop] pair or "auto"; or "auto" for every dimension."""
+
+
+def region_slice(value: object) -> slice:
+    """One dimension of a region: a slice, as to_zarr takes it, or JSON's [start, stop] pair (either may be null)."""
+    if isinstance(value, slice):
+        if value.step not in (None, 1):
+            raise ValueError(f"a region's slices step by 1, not {value.step}")
+        ends = (value.start, value.stop)
+    elif isinstance(value, list | tuple) and len(value) == 2:
+        ends = tuple(value)
+    else:
+        raise ValueError('a region is, per dimension, a slice, a [start, stop] pair or "auto"')
+    if any(end is not None and (isinstance(end, bool) or not isinstance(end, int)) for end in ends):
+        raise ValueError(f"a region's start and stop are integers or null, not {list(ends)}")
+    return slice(*ends)
+
+
+RegionSlice = Annotated[
+    slice,
+    PlainValidator(region_slice),
+    PlainSerializer(lambda s: [s.start, s.stop], return_type=list),
+    WithJsonSchema({"type": "array", "items": {"type": ["integer", "null"]}, "minItems": 2, "maxItems": 2}),
+]
+type RegionParameter = dict[str, Literal["auto"] | RegionSlice] | Literal["auto"] | None
+"""A region as to_zarr takes it (per dimension a slice or "auto"; or "auto" for every dimension), where JSON gives
+[start, stop] pairs for slices."""
 
 
 def _slices(region: RegionParameter) -> Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None:
-    """JSON's [start, stop] pairs as the slices xarray expects."""
+    """The region as xarray takes it (JSON's pairs become slices)."""
     if region is None or region == "auto":
         return region
-    return {dim: v if v == "auto" else slice(*v) for dim, v in region.items()}
+    return {dim: "auto" if v == "auto" else region_slice(v) for dim, v in region.items()}
 
 
 class _CollectingWriter(ArrayWriter):

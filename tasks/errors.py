@@ -27,3 +27,7 @@ class CommitConflictError(IcefloeError):
 
 class ValidationHookError(IcefloeError):
     """The user's validation hook refused the initialized Dataset."""
+
+
+class ValidationFailedError(IcefloeError):
+    """A committed snapshot failed one of its checks (`icefloe validate`, the `validate` flow)."""

@@ -1,23 +1,22 @@
 """Fanning block jobs out on a Dask cluster and collecting each block's fork, however the jobs were submitted."""
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from distributed import Client, Future, KilledWorker, as_completed
-from icechunk import ForkSession
 
 from tasks.orchestration import Logger, Progress, check_all_written
-from tasks.plan import Block
-from tasks.write import BlockJob
+from tasks.write import BlockJob, WrittenBlock
 
 
 class SubmittedBlock(Protocol):
     """One block's job on Dask, as a plain Dask task or as a Prefect task run."""
 
     @property
-    def future(self) -> Future[ForkSession]: ...
+    def future(self) -> Future[WrittenBlock]: ...
 
-    def result(self) -> ForkSession: ...
+    def result(self) -> WrittenBlock: ...
 
     def lost(self, reason: str) -> None:
         """Its worker died: Dask gave up on it, so whatever tracks it should say so."""
@@ -31,7 +30,7 @@ def collect_forks(
     progress: Progress,
     resubmits: int,
     logger: Logger,
-) -> list[tuple[Block, ForkSession]]:
+) -> list[WrittenBlock]:
     """Submit every job and gather each block's fork as it finishes. A block lost with its worker (Dask's
     `KilledWorker`, which no retry inside the task sees) is submitted again, up to `resubmits` times; any other
     failure is final. Raise BlockWriteError when a block failed."""
@@ -43,13 +42,13 @@ def collect_forks(
             submitted[block.future.key] = (job, block, attempt)
             finished.add(block.future)
 
-    written: list[tuple[Block, ForkSession]] = []
+    written: list[WrittenBlock] = []
     failures: list[str] = []
     submit_all(jobs, 0)
     for done in finished:
         job, block, attempt = submitted.pop(done.key)
         try:
-            written.append((job.block, block.result()))
+            written.append(replace(block.result(), resubmits=attempt))
         except KilledWorker as e:
             block.lost(f"worker lost: {e}")
             if attempt < resubmits:

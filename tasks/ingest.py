@@ -109,7 +109,7 @@ def initialize_update(
         # grows the arrays and writes the new coordinates; the region write below covers its lazy variables
         initialize_dataset(store, update.append, group=group, append_dim=dim, safe_chunks=False)
     rewrite = update.rewrite.drop_vars([v for v in update.rewrite.variables if dim not in update.rewrite[v].dims])
-    region: RegionParameter = {dim: (update.rewrite_start, update.rewrite_start + rewrite.sizes[dim])}
+    region: RegionParameter = {dim: slice(update.rewrite_start, update.rewrite_start + rewrite.sizes[dim])}
     # one region per array, from the first rewritten step to the new end: no chunk is shared by two writes, and
     # our blocks keep a partial edge chunk in one block, so xarray's chunk check is not needed here
     return initialize_dataset(store, rewrite, group=group, mode="r+", region=region, safe_chunks=False)

@@ -38,6 +38,7 @@ from tasks.target import local_path, storage_options
 
 if TYPE_CHECKING:
     from tasks.orchestration import Logger  # which imports this module, through tasks.write
+    from tasks.write import WrittenBlock
 
 KEPT = "icefloe/kept"
 
@@ -183,11 +184,13 @@ class KeptForks:
         fs, _, run_dir = self._location()
         fs.pipe_file(self._block_path(run_dir, block), pickle.dumps(fork))
 
-    def load_blocks(self, blocks: list[Block], session: Session, logger: "Logger") -> list[tuple[Block, ForkSession]]:
+    def load_blocks(self, blocks: list[Block], session: Session, logger: "Logger") -> list["WrittenBlock"]:
         """The kept forks of `blocks` that were written from `session` (their arrays have the same node ids)."""
+        from tasks.write import WrittenBlock  # tasks.write keeps forks through this module
+
         fs, _, run_dir = self._location()
         kept = set(_listing(fs, f"{run_dir}/blocks"))
-        found: list[tuple[Block, ForkSession]] = []
+        found: list[WrittenBlock] = []
         for block in blocks:
             path = self._block_path(run_dir, block)
             if path not in kept:
@@ -200,7 +203,7 @@ class KeptForks:
                 logger.warning("kept block %s is unreadable (%s); writing it again", block.name, e)
                 continue
             if same:
-                found.append((block, fork))
+                found.append(WrittenBlock(block, fork, kept=True))
             else:
                 logger.warning("kept block %s belongs to another attempt's session; writing it again", block.name)
         return found

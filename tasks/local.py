@@ -23,17 +23,20 @@ from icechunk import ForkSession
 
 from tasks.cluster import local_cluster, scheduler_address
 from tasks.orchestration import Logger, Progress, check_all_written, no_progress
-from tasks.plan import LOCAL_SIZING, Block, BlockSizing
+from tasks.plan import LOCAL_SIZING, BlockSizing
 from tasks.request import WriteOptions
-from tasks.write import BlockJob, write_block_retrying
+from tasks.write import BlockJob, WrittenBlock, write_block_retrying
 
 if TYPE_CHECKING:
     import distributed
 
+    from tasks.commit import CommitResult
+    from tasks.report import BlockReport
+
 type ProgressFactory = Callable[[int], AbstractContextManager[Progress]]
 
 
-def _write(fork: ForkSession, job: BlockJob, options: WriteOptions) -> ForkSession:
+def _write(fork: ForkSession, job: BlockJob, options: WriteOptions) -> WrittenBlock:
     return write_block_retrying(fork, job, options.piece_bytes, options.retries, options.retry_delay_seconds)
 
 
@@ -48,19 +51,17 @@ class ThreadBlockRunner:
     def sizing(self) -> BlockSizing:
         return LOCAL_SIZING
 
-    def write_blocks(
-        self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions
-    ) -> list[tuple[Block, ForkSession]]:
-        written: list[tuple[Block, ForkSession]] = []
+    def write_blocks(self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
+        written: list[WrittenBlock] = []
         failures: list[str] = []
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="icefloe-block")
         try:
             with self.progress(len(jobs)) as progress:
-                futures: dict[Future[ForkSession], BlockJob] = {pool.submit(_write, fork, j, options): j for j in jobs}
+                futures: dict[Future[WrittenBlock], BlockJob] = {pool.submit(_write, fork, j, options): j for j in jobs}
                 for done in as_completed(futures):
                     job = futures[done]
                     try:
-                        written.append((job.block, done.result()))
+                        written.append(done.result())
                     except Exception as e:
                         failures.append(f"{job.block.name}: {e}")
                     progress.advance()
@@ -76,11 +77,11 @@ class ThreadBlockRunner:
 
 @dataclass(frozen=True)
 class _DaskBlock:
-    future: "distributed.Future[ForkSession]"
+    future: "distributed.Future[WrittenBlock]"
 
-    def result(self) -> ForkSession:
-        fork: ForkSession = self.future.result()
-        return fork
+    def result(self) -> WrittenBlock:
+        written: WrittenBlock = self.future.result()
+        return written
 
     def lost(self, reason: str) -> None:
         pass  # nothing tracks it but this run
@@ -102,9 +103,7 @@ class DaskBlockRunner:
     def sizing(self) -> BlockSizing:
         return LOCAL_SIZING
 
-    def write_blocks(
-        self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions
-    ) -> list[tuple[Block, ForkSession]]:
+    def write_blocks(self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
         from tasks.fan_out import SubmittedBlock, collect_forks
 
         def submit(batch: list[BlockJob]) -> list[SubmittedBlock]:
@@ -131,6 +130,9 @@ class LocalOrchestrator:
         # repository is held by `held_target`'s file lock.
         yield
 
+    def stage[R](self, name: str, work: Callable[[Logger], R]) -> R:
+        return work(self.logger)
+
     @contextmanager
     def block_runner(self, options: WriteOptions) -> Iterator[ThreadBlockRunner | DaskBlockRunner]:
         address = scheduler_address(options)
@@ -144,6 +146,9 @@ class LocalOrchestrator:
 
     def run_metadata(self) -> dict[str, Any]:
         return {"orchestrator": "local"}
+
+    def publish(self, result: "CommitResult", blocks: "list[BlockReport]") -> None:
+        pass  # the command prints its own summary
 
 
 @contextmanager

@@ -1,22 +1,27 @@
 """What a run needs from whoever orchestrates it.
 
-A run (plan -> fork -> write blocks -> verify -> merge -> commit) is the same whether Prefect orchestrates it (a flow
-with block task runs, a target lock held through the Prefect API, run logs) or the `icefloe` command runs it alone,
-without a Prefect API. The orchestrator supplies the four things that differ: a logger, the target lock, a cluster
-that writes blocks, and who to name in the commit's metadata.
+A run (initialize -> plan -> fork -> write blocks -> verify, merge and commit -> report) is the same whether Prefect
+orchestrates it (a flow with a task run per stage and per block, a target lock held through the Prefect API, run
+logs, artifacts and an event) or the `icefloe` command runs it alone, without a Prefect API. The orchestrator
+supplies what differs: a logger, the target lock, how a stage runs, a cluster that writes blocks, who to name in the
+commit's metadata, and where the run's report goes.
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from icechunk import ForkSession
 
 from tasks.errors import BlockWriteError
-from tasks.plan import Block, BlockSizing
+from tasks.plan import BlockSizing
 from tasks.request import WriteOptions
-from tasks.write import BlockJob
+from tasks.write import BlockJob, WrittenBlock
+
+if TYPE_CHECKING:
+    from tasks.commit import CommitResult
+    from tasks.report import BlockReport
 
 type Logger = logging.Logger | logging.LoggerAdapter[Any]
 
@@ -34,9 +39,7 @@ class BlockRunner(Protocol):
         """How big blocks should be, given what a block task costs here."""
         ...
 
-    def write_blocks(
-        self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions
-    ) -> list[tuple[Block, ForkSession]]:
+    def write_blocks(self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
         """Write every job through a copy of `fork`; each block's fork, or BlockWriteError naming the failures."""
         ...
 
@@ -49,10 +52,19 @@ class Orchestrator(Protocol):
         """Hold `repo`'s `branch` from reading its tip to the commit; wait while another run holds it."""
         ...
 
+    def stage[R](self, name: str, work: Callable[[Logger], R]) -> R:
+        """Run one stage of the run (`initialize`, `merge-and-commit`) in this process, where the writable session
+        lives: `work` gets the logger the stage's messages go to; its exception fails the stage."""
+        ...
+
     def block_runner(self, options: WriteOptions) -> AbstractContextManager[BlockRunner]: ...
 
     def run_metadata(self) -> dict[str, Any]:
         """Who makes the commit (recorded in its metadata under "icefloe")."""
+        ...
+
+    def publish(self, result: "CommitResult", blocks: "list[BlockReport]") -> None:
+        """Report a committed run where its users look; a failure here must not fail the committed run."""
         ...
 
 

@@ -1,21 +1,24 @@
 """The data path every run shares once its arrays are initialized in the writable session.
 
-plan blocks -> fork -> write blocks on the orchestrator's cluster -> verify forks -> merge -> ONE commit.
+plan blocks -> fork -> write blocks on the orchestrator's cluster -> verify forks -> merge -> ONE commit -> report.
+The merge and commit is a stage of its own (a task run in Prefect), run here, where the writable session lives.
 """
 
 import time
 
-from icechunk import ForkSession, Session
+from icechunk import Session
 
 from tasks.arrays import ResolvedWrite, region_bytes
 from tasks.commit import CommitResult, commit_session
 from tasks.errors import BlockWriteError
 from tasks.kept_forks import KeptForks, run_key
-from tasks.merge import merge_forks, verify_forks
-from tasks.orchestration import Orchestrator
-from tasks.plan import Block
+from tasks.merge import ChunkCounts, merge_forks, verify_forks
+from tasks.orchestration import Logger, Orchestrator
+from tasks.plan import format_region
+from tasks.report import array_reports, block_reports
 from tasks.request import WriteOptions
-from tasks.write import BlockJob, plan_jobs, with_keep
+from tasks.target import canonical_target
+from tasks.write import BlockJob, WrittenBlock, plan_jobs, with_keep
 
 
 def write_and_commit(
@@ -36,11 +39,12 @@ def write_and_commit(
     same initialized arrays, same source, `source_state` being what `source_fingerprint` says of it) left those
     it finished, and only the others are written.
     """
+    initialized_at = time.time()
     logger = orchestrator.logger
     nbytes = sum(region_bytes(r.region, r.dtype.itemsize) for r in resolved)
     jobs: list[BlockJob] = []
-    written: list[tuple[Block, ForkSession]] = []
-    reused: list[tuple[Block, ForkSession]] = []
+    written: list[WrittenBlock] = []
+    reused: list[WrittenBlock] = []
     writing_at = written_at = time.time()
     kept: KeptForks | None = None
     if resolved:  # only metadata and in-memory variables: no cluster needed
@@ -54,7 +58,7 @@ def write_and_commit(
             jobs = plan_jobs(resolved, block_bytes)
             if kept is not None:
                 reused = kept.load_blocks([j.block for j in jobs], session, logger)
-            done = {block.name for block, _ in reused}
+            done = {w.block.name for w in reused}
             todo = with_keep([j for j in jobs if j.block.name not in done], kept)
             logger.info(
                 "writing %d arrays in %d blocks (branch %s)%s",
@@ -74,39 +78,60 @@ def write_and_commit(
                     "writes only the others"
                 ) from e
             written_at = time.time()
-    verify_forks(written, {r.path: r.unit for r in resolved})
-    merge_forks(session, written)
 
-    metadata = {
-        "icefloe": {**orchestrator.run_metadata(), "blocks": len(jobs), "reused_blocks": len(reused), "bytes": nbytes}
-    }
-    branch = str(session.branch)  # a session forgets its branch once it has committed
-    snapshot_id = commit_session(session, message, metadata, options.commit_retries)
-    result = CommitResult(
-        snapshot_id=snapshot_id,
-        parent_id=parent_id,
-        branch=branch,
-        blocks=len(jobs),
-        reused_blocks=len(reused),
-        bytes=nbytes,
-        started_at=started_at,
-        writing_at=writing_at,
-        written_at=written_at,
-        committed_at=time.time(),
-    )
-    logger.info(
-        "committed snapshot %s on %s: %d blocks, %.1f MB written in %.1f s (%.0f MB/s), %.1f s in all",
-        result.snapshot_id,
-        result.branch,
-        result.blocks,
-        nbytes / 1e6,
-        result.write_seconds,
-        result.write_mb_per_s,
-        result.seconds,
-    )
+    def merge_and_commit(logger: Logger) -> tuple[CommitResult, ChunkCounts]:
+        counts = verify_forks(written, {r.path: r.unit for r in resolved})
+        created = {path.lstrip("/") for path in session.status().new_arrays}
+        merge_forks(session, written)
+        metadata = {
+            "icefloe": {
+                **orchestrator.run_metadata(),
+                "blocks": len(jobs),
+                "reused_blocks": len(reused),
+                "bytes": nbytes,
+                # what `icefloe validate` checks the snapshot against
+                "written": {r.path: format_region(r.region) for r in resolved},
+                "arrays": {r.path: {"dtype": str(r.dtype), "shape": list(r.shape)} for r in resolved},
+            }
+        }
+        branch = str(session.branch)  # a session forgets its branch once it has committed
+        snapshot_id = commit_session(session, message, metadata, options.commit_retries)
+        result = CommitResult(
+            target=canonical_target(target),
+            snapshot_id=snapshot_id,
+            parent_id=parent_id,
+            branch=branch,
+            arrays=array_reports(resolved, created, counts),
+            chunks=sum(n for per_array in counts.values() for n in per_array.values()),
+            blocks=len(jobs),
+            reused_blocks=len(reused),
+            retried_blocks=sum(w.attempt > 1 for w in written),
+            resubmitted_blocks=sum(w.resubmits > 0 for w in written),
+            bytes=nbytes,
+            started_at=started_at,
+            initialized_at=initialized_at,
+            writing_at=writing_at,
+            written_at=written_at,
+            committed_at=time.time(),
+        )
+        logger.info(
+            "committed snapshot %s on %s (parent %s): %d blocks, %.1f MB written in %.1f s (%.0f MB/s), %.1f s in all",
+            result.snapshot_id,
+            result.branch,
+            result.parent_id,
+            result.blocks,
+            nbytes / 1e6,
+            result.write_seconds,
+            result.write_mb_per_s,
+            result.seconds,
+        )
+        return result, counts
+
+    result, counts = orchestrator.stage("merge-and-commit", merge_and_commit)
     if kept is not None:
         try:
             kept.clear()
         except Exception as e:  # the commit stands; leftovers are listed and cleared by `icefloe kept`
             logger.warning("committed; removing the kept blocks failed (%s): `icefloe kept TARGET --clear` does it", e)
+    orchestrator.publish(result, block_reports(written, counts, {r.path: r.dtype.itemsize for r in resolved}))
     return result

@@ -18,7 +18,7 @@ from tasks.callables import import_function
 from tasks.commit import CommitResult
 from tasks.dataset import RegionParameter, WriteMode, initialize_dataset
 from tasks.ingest import Overlap, initialize_update, plan_time_update, target_times
-from tasks.orchestration import Orchestrator
+from tasks.orchestration import Logger, Orchestrator
 from tasks.pipeline import write_and_commit
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.sources import DatasetSource, open_source, source_fingerprint
@@ -71,7 +71,9 @@ def run_store_array(
         return resolved
 
     with held_target(orchestrator, repo, branch):
-        session, parent_id, resolved = initialized_target(repo, branch, initialize, storage_config(options))
+        session, parent_id, resolved = orchestrator.stage(
+            "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
+        )
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
         return write_and_commit(
             orchestrator, repo, session, resolved, options, message or default_message, parent_id, started_at
@@ -135,7 +137,9 @@ def run_write_dataset(
         )
 
     with held_target(orchestrator, repo, branch):
-        session, parent_id, resolved = initialized_target(repo, branch, initialize, storage_config(options))
+        session, parent_id, resolved = orchestrator.stage(
+            "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
+        )
         default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
         return write_and_commit(
             orchestrator,
@@ -166,8 +170,8 @@ def run_time_update(
 ) -> CommitResult | None:
     """Write what `plan_time_update` selects, in one commit; None (and no commit) when there is nothing to write."""
     started_at = time.time()
-    logger = orchestrator.logger
-    with held_target(orchestrator, repo, branch):  # decide and write from the same tip: no other run appends it too
+
+    def initialize(logger: Logger) -> tuple[Session, str, list[ResolvedWrite]] | None:
         session, parent_id = open_target(repo, branch, config=storage_config(options))
         assert parent_id is not None
         existing = target_times(session.store, group, dim)
@@ -177,9 +181,18 @@ def run_time_update(
             logger.info("nothing new: the target ends at %s; %d source steps skipped", end, update.skipped_steps)
             return None
         logger.info(
-            "%d new steps, %d rewritten, %d skipped", update.new_steps, update.rewritten_steps, update.skipped_steps
+            "%d new steps, %d rewritten, %d skipped (already held)",
+            update.new_steps,
+            update.rewritten_steps,
+            update.skipped_steps,
         )
-        resolved = initialize_update(session.store, update, existing is None, group, dim, encoding)
+        return session, parent_id, initialize_update(session.store, update, existing is None, group, dim, encoding)
+
+    with held_target(orchestrator, repo, branch):  # decide and write from the same tip: no other run appends it too
+        initialized = orchestrator.stage("initialize", initialize)
+        if initialized is None:
+            return None
+        session, parent_id, resolved = initialized
         return write_and_commit(
             orchestrator, repo, session, resolved, options, message, parent_id, started_at, source_state
         )

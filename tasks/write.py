@@ -72,6 +72,26 @@ def block_sources(sources: list[da.Array], write_region: Region, block: Block) -
     return tuple(dask.optimize(*(source[inner] for source in sources)))
 
 
+@dataclass(frozen=True)
+class WrittenBlock:
+    """A block's fork once written, and what writing it took: the successful attempt's seconds, which attempt that
+    was (1: the first), how often its lost worker made the run submit it again, and whether an earlier attempt of
+    the run kept it (then this run did not write it)."""
+
+    block: Block
+    fork: ForkSession
+    seconds: float = 0.0
+    attempt: int = 1
+    resubmits: int = 0
+    kept: bool = False
+
+
+def timed_write(fork: ForkSession, job: BlockJob, piece_bytes: int, attempt: int) -> WrittenBlock:
+    started = time.perf_counter()
+    written = write_block(fork, job.block, job.unit, job.sources, piece_bytes, job.keep)
+    return WrittenBlock(job.block, written, time.perf_counter() - started, attempt)
+
+
 def with_keep(jobs: list[BlockJob], keep: KeptForks | None) -> list[BlockJob]:
     return [BlockJob(j.block, j.unit, j.sources, keep) for j in jobs]
 
@@ -151,13 +171,13 @@ def write_block(
 
 def write_block_retrying(
     fork: ForkSession, job: BlockJob, piece_bytes: int, retries: int, retry_delay_seconds: float
-) -> ForkSession:
+) -> WrittenBlock:
     """`write_block`, tried again after transient failures (the delay doubles each time), each attempt from the
     pristine `fork`; an invalid request fails at once. Prefect retries its block tasks itself; this is for runs
     without Prefect."""
     for attempt in range(retries + 1):
         try:
-            return write_block(fork, job.block, job.unit, job.sources, piece_bytes, job.keep)
+            return timed_write(fork, job, piece_bytes, attempt + 1)
         except BlockWriteError as e:
             if attempt == retries:
                 raise

@@ -97,15 +97,19 @@ def assert_appends_landed_once(target: str, expected_steps: list[int]) -> None:
     xr.testing.assert_identical(tip.sortby("time"), expected)  # nothing lost
 
 
-def block_task_runs(flow_run_id: UUID) -> list[TaskRun]:
-    """The run's block-write task runs, as the Prefect API the caller talks to recorded them."""
+def task_runs(flow_run_id: UUID | None) -> list[TaskRun]:
+    """The run's task runs, as the Prefect API the caller talks to recorded them."""
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
+        return client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
             sort=TaskRunSort.EXPECTED_START_TIME_DESC,
             limit=200,
         )
-    return [r for r in runs if r.name.startswith("write ")]
+
+
+def block_task_runs(flow_run_id: UUID) -> list[TaskRun]:
+    """The run's block-write task runs."""
+    return [r for r in task_runs(flow_run_id) if r.name.startswith("write ")]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,4 +1,4 @@
-"""The `icefloe` command: `write` (and `--dry-run`), `demo`, `history` and `serve`.
+"""The `icefloe` command: `write` (and `--dry-run`), `demo`, `history`, `validate`, `kept` and `serve`.
 
 It answers at once: this module imports only the standard library, and each command imports what it needs when it
 runs. Exit codes: 0 committed (or planned); 1 the write started and failed, nothing was committed; 2 refused before
@@ -57,6 +57,12 @@ def _history(args: argparse.Namespace) -> int:
     return history(args)
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from flows.cli.validate import validate
+
+    return validate(args)
+
+
 def _kept(args: argparse.Namespace) -> int:
     from flows.cli.kept import kept
 
@@ -83,6 +89,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="icefloe", description="Parallel, atomic writes into Icechunk with Prefect")
+    parser.add_argument(
+        "--icechunk-log",
+        metavar="FILTER",
+        help="Icechunk's own log filter, e.g. warn or debug (default: warnings, without the two it gives on every "
+        "open; the ICECHUNK_LOG environment variable does the same)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     write = commands.add_parser(
@@ -131,6 +143,22 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--branch", default="main", help="branch (default main)")
     history.add_argument("--limit", type=int, default=20, help="snapshots to show (default 20)")
     history.set_defaults(run=_history)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a committed snapshot: chunks present, no all-NaN steps, time increasing, sample vs source",
+        description="Check the tip of BRANCH (or --snapshot) of the repository TARGET as an operational pipeline "
+        "checks each update: every chunk its commit wrote is present, no step along --time-dim is NaN everywhere, "
+        "that coordinate increases without duplicates, dtypes and shapes are as the commit declared, and a sample "
+        "of chunks equals --source when given. Exit 1 when a check fails.",
+    )
+    validate.add_argument("target", help="repository: a local path or s3://bucket/prefix")
+    validate.add_argument("--branch", default="main", help="branch (default main)")
+    validate.add_argument("--snapshot", help="snapshot to check (default: the branch's tip)")
+    validate.add_argument("--source", help="what it was written from, to compare a sample with: " + SOURCE_HELP)
+    validate.add_argument("--time-dim", default="time", help="dimension of the time steps (default time)")
+    validate.add_argument("--allow-nan", action="store_true", help="allow steps that are NaN everywhere")
+    validate.set_defaults(run=_validate)
 
     kept = commands.add_parser(
         "kept",
@@ -202,6 +230,8 @@ def entry_point() -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.icechunk_log:
+        os.environ["ICECHUNK_LOG"] = args.icechunk_log  # read on icechunk's import, here and in every worker
     # Dask's per-worker INFO lines drown the run's own log; workers read this from the environment.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     stopped_by: list[int] = []

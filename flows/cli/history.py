@@ -20,6 +20,6 @@ def history(args: argparse.Namespace) -> int:
         when = snapshot.written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         print(f"{snapshot.id}  {when}  {snapshot.message}")
         meta = snapshot.metadata.get("icefloe")
-        if meta:
-            print("    " + ", ".join(f"{k}={v}" for k, v in meta.items() if v is not None))
+        if meta:  # its scalars; what it wrote, per array, is for `icefloe validate`
+            print("    " + ", ".join(f"{k}={v}" for k, v in meta.items() if v is not None and not isinstance(v, dict)))
     return 0

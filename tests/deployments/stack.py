@@ -46,7 +46,7 @@ class Stack:
         return wait_for(finished, f"flow run {run_id} to finish (logs in {self.logs})", timeout)
 
     def runs_of(self, deployment_id: str) -> list[dict[str, Any]]:
-        body = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "START_TIME_ASC", "limit": 50, "offset": 0}
+        body = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "START_TIME_ASC", "limit": 200, "offset": 0}
         runs: list[dict[str, Any]] = httpx.post(f"{self.api}/flow_runs/filter", json=body).raise_for_status().json()
         return runs
 
@@ -57,17 +57,18 @@ class Stack:
 
 
 def start_api_and_cluster(
-    start: Callable[..., Any], logs: Path, env: dict[str, str], workers: int, threads: int
+    start: Callable[..., Any], logs: Path, env: dict[str, str], workers: int, threads: int, ui: bool = False
 ) -> tuple[str, dict[str, str]]:
-    """`prefect server start`, `dask scheduler` and `workers` `dask worker`s on free loopback ports, started with
-    `start` (a `processes()` starter) and waited for; the API's URL and the environment every program then gets."""
+    """`prefect server start` (with its UI when `ui`), `dask scheduler` and `workers` `dask worker`s on free loopback
+    ports, started with `start` (a `processes()` starter) and waited for; the API's URL and the environment every
+    program then gets."""
     port, dask_port = free_port(), free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {
         "PREFECT_HOME": str(logs / "prefect-home"),
         "PREFECT_API_URL": api,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_UI_ENABLED": str(ui).lower(),
         "ICEFLOE_DASK_ADDRESS": f"tcp://127.0.0.1:{dask_port}",
         **env,
     }
@@ -85,9 +86,12 @@ def start_api_and_cluster(
 
 
 @contextmanager
-def served_stack(s3_endpoint: str, logs: Path, ingest: dict[str, Any] | None = None) -> Iterator[Stack]:
-    """The docker-compose topology as local processes: `prefect server start`, `dask scheduler`, two `dask worker`s
-    and `icefloe serve` (with `ingest` as its scheduled ingest's parameters, every 10 s), against the S3 server."""
+def served_stack(
+    s3_endpoint: str, logs: Path, ingest: dict[str, Any] | None = None, ui: bool = False
+) -> Iterator[Stack]:
+    """The docker-compose topology as local processes: `prefect server start` (with its UI when `ui`), `dask
+    scheduler`, two `dask worker`s and `icefloe serve` (with `ingest` as its scheduled ingest's parameters, every
+    10 s), against the S3 server."""
     schedule = ["--ingest-interval", "10", "--ingest-parameters", json.dumps(ingest)] if ingest else []
     with processes() as start:
         api, env = start_api_and_cluster(
@@ -101,6 +105,7 @@ def served_stack(s3_endpoint: str, logs: Path, ingest: dict[str, Any] | None = N
             },
             workers=2,
             threads=1,
+            ui=ui,
         )
         start("icefloe", "serve", *schedule, env=env, log=logs / "icefloe-serve.log")
         stack = Stack(api, env, ingest["repo"] if ingest else "", logs)

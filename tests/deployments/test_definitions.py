@@ -34,6 +34,9 @@ def test_every_parameter_has_a_title_a_description_and_its_default(deployment: A
         assert prop["title"] == name
         assert len(prop.get("description", "")) > 10, f"{deployment.name}.{name} has no description"
         assert name in schema.get("required", []) or "default" in prop, f"{deployment.name}.{name} has no default"
+    assert schema["required"][0] == "repo"
+    if deployment.name == "validate":
+        return
     assert schema["required"][:2] == ["repo", "source"]
     source = _resolve(schema, schema["properties"]["source"])
     kinds = [
@@ -44,13 +47,13 @@ def test_every_parameter_has_a_title_a_description_and_its_default(deployment: A
 
 
 def test_enums_for_modes_and_overlaps() -> None:
-    write, ingest, _ = build_deployments()
+    write, ingest, *_ = build_deployments()
     write_schema = write._parameter_openapi_schema.model_dump()
     ingest_schema = ingest._parameter_openapi_schema.model_dump()
 
     assert _resolve(write_schema, write_schema["properties"]["mode"])["enum"] == ["w", "w-", "a", "a-", "r+"]
     overlap = _resolve(ingest_schema, ingest_schema["properties"]["overlap"])
-    assert (overlap["enum"], overlap["default"]) == (["refuse", "skip", "rewrite"], "refuse")
+    assert (overlap["enum"], overlap["default"]) == (["refuse", "skip", "rewrite"], "skip")
 
 
 def test_a_schedule_with_bad_parameters_is_refused_before_serving() -> None:
@@ -74,6 +77,12 @@ def test_prefect_yaml_declares_the_served_deployments() -> None:
         assert deployment["tags"] == twin.tags
         assert deployment["enforce_parameter_schema"] is True
         assert deployment["work_pool"]["name"] == "icefloe"
+        triggers = [
+            {k: v for k, v in t.items() if k not in ("type", "enabled")} for t in deployment.get("triggers", [])
+        ]
+        assert triggers == [
+            {"name": t.name, "expect": sorted(t.expect), "parameters": t.parameters} for t in twin.triggers
+        ]
         if twin.concurrency_limit is None:
             assert "concurrency_limit" not in deployment
         else:

@@ -4,7 +4,6 @@ REST API, as another system would, and checked in the S3 repository."""
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,9 @@ import httpx
 import icechunk
 import pytest
 import xarray as xr
-from icechunk.xarray import to_icechunk
 
 from tests.conftest import BUCKET, S3_ENV, assert_appends_landed_once
-from tests.deployments.stack import TERMINAL, Stack, served_stack
+from tests.deployments.stack import TERMINAL, Stack
 from tests.processes import wait_for
 from tests.sources import COUNTED_CHUNK_BYTES, chunks_read, counted, steps
 
@@ -41,34 +39,6 @@ def _opened(target: str, group: str | None = None) -> xr.Dataset:
     return xr.open_zarr(store, group=group, consolidated=False).compute()
 
 
-@pytest.fixture(scope="module")
-def stack(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    ingest_repo = f"s3://{BUCKET}/ingest-{uuid.uuid4().hex}"
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
-            patch.setenv(key, value)
-        # the ingest target exists with the first day; the schedule brings the second
-        from tasks.target import repository_storage
-
-        session = icechunk.Repository.create(repository_storage(ingest_repo)).writable_session("main")
-        to_icechunk(steps(0, 24), session, encoding=ENCODING)
-        session.commit("first day")
-
-        ingest = {
-            "repo": ingest_repo,
-            "source": {"kind": "callable", "function": "tests.sources:steps", "keywords": {"start": 0, "stop": 48}},
-            "overlap": "skip",
-        }
-        with served_stack(s3_endpoint, tmp_path_factory.mktemp("stack-logs"), ingest) as stack:
-            yield stack
-
-
-@pytest.fixture
-def s3_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in (*S3_ENV, "AWS_ENDPOINT_URL"):
-        monkeypatch.setenv(key, stack.env[key])
-
-
 def test_a_rest_call_starts_a_run_that_lands_exactly_one_snapshot(stack: Stack, s3_env: None) -> None:
     target = f"s3://{BUCKET}/rest-{uuid.uuid4().hex}"
     deployment = stack.deployment_id("write-dataset", "write-dataset")
@@ -85,6 +55,23 @@ def test_a_rest_call_starts_a_run_that_lands_exactly_one_snapshot(stack: Stack, 
     from tasks.sources import SyntheticDataset
 
     xr.testing.assert_identical(_opened(target), SyntheticDataset(**SMALL).open().compute())
+
+
+def test_a_commit_triggers_a_validate_run_of_its_snapshot_that_completes(stack: Stack, s3_env: None) -> None:
+    target = f"s3://{BUCKET}/validated-{uuid.uuid4().hex}"
+    written = stack.create_run(stack.deployment_id("write-dataset", "write-dataset"), {"repo": target, "source": SMALL})
+    assert stack.wait_until_done(written.json()["id"])["state_type"] == "COMPLETED"
+    snapshot = _snapshots(target)[0].id
+    validate = stack.deployment_id("validate", "validate")
+
+    def validation() -> dict[str, Any] | None:
+        runs = [r for r in stack.runs_of(validate) if r["parameters"].get("snapshot") == snapshot]
+        return runs[0] if runs and runs[0]["state_type"] in TERMINAL else None
+
+    run = wait_for(validation, "a validate run of the new snapshot", timeout=180)
+    assert run["state_type"] == "COMPLETED", stack.log_text(run["id"])
+    assert run["parameters"] == {"repo": target, "branch": "main", "snapshot": snapshot}
+    assert "chunks present: passed" in stack.log_text(run["id"])
 
 
 def test_invalid_parameters_are_refused_by_the_api_and_nothing_runs(stack: Stack) -> None:

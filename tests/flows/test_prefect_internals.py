@@ -8,13 +8,54 @@ from uuid import UUID
 import httpx
 import prefect.flow_engine
 import pytest
-from prefect import flow
+from prefect import flow, task
+from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect_dask import DaskTaskRunner
 
 import flows.orchestrator  # installs the changes, as every icefloe flow module does
 import flows.prefect_internals
-from flows.prefect_internals import send_heartbeats_without_waiting
+from flows.prefect_internals import send_heartbeats_without_waiting, submit_many
 from tests.processes import wait_for
+
+
+def _parameters(function: object) -> set[str]:
+    return set(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def test_submit_many_still_finds_what_it_calls_with_the_keywords_it_passes() -> None:
+    from prefect.context import AssetContext, serialize_context
+    from prefect.task_engine import run_task_sync
+    from prefect_dask.task_runners import PrefectDaskFuture
+
+    run_task = {"task", "task_run_id", "parameters", "return_type", "dependencies", "context"}
+    assert run_task <= _parameters(run_task_sync)
+    assert {"task", "task_run_id", "task_inputs", "copy_to_child_ctx"} <= _parameters(AssetContext.from_task_and_inputs)
+    assert callable(AssetContext.serialize)
+    assert isinstance(serialize_context(), dict)
+    assert {"wrapped_future", "task_run_id"} <= _parameters(PrefectDaskFuture)
+
+
+@task(name="double")
+def double(x: int) -> int:
+    return 2 * x
+
+
+def test_tasks_submitted_together_run_as_task_runs_with_their_own_ids(dask_address: str) -> None:
+    @flow(task_runner=DaskTaskRunner(address=dask_address))
+    def fan_out() -> list[tuple[UUID, int]]:
+        runner = FlowRunContext.get().task_runner  # type: ignore[union-attr]
+        futures = submit_many(runner, double, [{"x": 1}, {"x": 2}, {"x": 3}])
+        return [(f.task_run_id, f.result()) for f in futures]
+
+    results = fan_out()
+
+    assert [value for _, value in results] == [2, 4, 6]
+    with get_client(sync_client=True) as client:
+        for task_run_id, _ in results:
+            run = client.read_task_run(task_run_id)
+            assert (run.name.startswith("double"), run.state_type.value) == (True, "COMPLETED")
 
 
 def test_the_engine_still_enters_heartbeats_through_the_function_icefloe_replaces() -> None:

@@ -14,7 +14,7 @@ from flows.store_array import store_array
 from tasks.commit import CommitResult
 from tasks.errors import BlockWriteError, ChunkAlignmentError, CommitConflictError, OverlappingWritesError
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
-from tests.conftest import block_task_runs, open_repo, snapshot_count
+from tests.conftest import block_task_runs, open_repo, snapshot_count, task_runs
 from tests.sources import committing_elsewhere, failing_always, failing_first
 
 
@@ -265,14 +265,20 @@ def test_concurrent_commit_to_other_data_is_rebased_over(repo_path: str, dask_ad
     assert snapshot.metadata["__icechunk"]["rebase_attempts"] == 1
 
 
-def test_concurrent_commit_to_the_same_chunks_fails_naming_the_array(
+def test_concurrent_commit_to_the_same_chunks_fails_the_merge_and_commit_task_naming_the_array(
     repo_path: str, dask_address: str, tmp_path: Path
 ) -> None:
     _repo_with_two_arrays(repo_path, dask_address)
     racing = committing_elsewhere(sample((20, 20), "float32", (10, 10)), repo_path, "ours", str(tmp_path))
+    options = WriteOptions(dask_address=dask_address, retry_delay_seconds=0, block_bytes=1024)
+
+    state = store_array(repo=repo_path, writes=[ArrayWrite(source=racing, target="ours")], options=options,
+                        return_state=True)  # fmt: skip
 
     with pytest.raises(CommitConflictError, match=r"changed the same data.*/ours.*nothing was committed"):
-        run(repo_path, [ArrayWrite(source=racing, target="ours")], dask_address)
+        state.result()
+    stages = {r.name: r.state_type.value for r in task_runs(state.state_details.flow_run_id) if "write" not in r.name}
+    assert stages == {"initialize": "COMPLETED", "merge-and-commit": "FAILED"}
 
     snapshot = next(iter(open_repo(repo_path).ancestry(branch="main")))
     assert snapshot.message == "a concurrent writer"

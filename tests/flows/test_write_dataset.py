@@ -105,6 +105,9 @@ def test_every_mode_matches_to_icechunk(
     "region",
     [
         pytest.param({"time": (24, 48)}, id="dict"),
+        pytest.param({"time": slice(24, 48)}, id="slice, to_zarr's own form"),
+        pytest.param({"time": slice(24, 48), "lat": slice(None, None)}, id="open slice"),
+        pytest.param({"time": (24, 48), "lat": "auto"}, id="pair and auto"),
         pytest.param("auto", id="auto"),
     ],
 )
@@ -122,7 +125,9 @@ def test_region_writes_match_to_icechunk(repo_path: str, dask_address: str, tmp_
 
 def _as_slices(region: Any) -> Any:
     """A region as to_icechunk takes it: slices where the flow's JSON parameters have [start, stop]."""
-    return region if region in (None, "auto") else {dim: slice(*v) for dim, v in region.items()}
+    if region in (None, "auto"):
+        return region
+    return {dim: v if isinstance(v, slice) or v == "auto" else slice(*v) for dim, v in region.items()}
 
 
 def _refusals() -> list[Any]:

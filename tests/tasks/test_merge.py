@@ -8,6 +8,7 @@ import zarr
 from tasks.errors import OverlappingWritesError
 from tasks.merge import verify_forks
 from tasks.plan import Block
+from tasks.write import WrittenBlock
 from tasks.write import pristine_copy as copy
 
 
@@ -23,11 +24,14 @@ def _write(fork: icechunk.ForkSession, region: tuple[slice, ...]) -> icechunk.Fo
     return fork
 
 
-def test_forks_that_wrote_their_own_blocks_pass(fork: icechunk.ForkSession) -> None:
+def test_forks_that_wrote_their_own_blocks_pass_and_are_counted(fork: icechunk.ForkSession) -> None:
     top, bottom = Block(("x",), ((0, 10), (0, 20))), Block(("x",), ((10, 20), (0, 20)))
-    written = [(top, _write(copy(fork), top.slices)), (bottom, _write(copy(fork), bottom.slices))]
+    written = [
+        WrittenBlock(top, _write(copy(fork), top.slices)),
+        WrittenBlock(bottom, _write(copy(fork), bottom.slices)),
+    ]
 
-    verify_forks(written, {"x": (10, 10)})
+    assert verify_forks(written, {"x": (10, 10)}) == {top.name: {"x": 2}, bottom.name: {"x": 2}}
 
 
 def test_a_fork_that_wrote_outside_its_block_is_refused(fork: icechunk.ForkSession) -> None:
@@ -35,7 +39,7 @@ def test_a_fork_that_wrote_outside_its_block_is_refused(fork: icechunk.ForkSessi
     stray = _write(fork, (slice(0, 20), slice(0, 10)))
 
     with pytest.raises(OverlappingWritesError, match=r"block x\[0:10, 0:20\] wrote chunk \(1, 0\) of 'x', outside"):
-        verify_forks([(block, stray)], {"x": (10, 10)})
+        verify_forks([WrittenBlock(block, stray)], {"x": (10, 10)})
 
 
 def test_two_forks_writing_one_chunk_are_refused(fork: icechunk.ForkSession) -> None:
@@ -44,4 +48,4 @@ def test_two_forks_writing_one_chunk_are_refused(fork: icechunk.ForkSession) -> 
     whole = Block(("x",), ((0, 20), (0, 20)))
 
     with pytest.raises(OverlappingWritesError, match=r"chunk \(0, 0\) of 'x' was written by blocks"):
-        verify_forks([(whole, a), (whole, b)], {"x": (10, 10)})
+        verify_forks([WrittenBlock(whole, a), WrittenBlock(whole, b)], {"x": (10, 10)})

@@ -53,6 +53,18 @@ def test_without_a_prefect_api_the_write_runs_here_and_says_where_the_time_went(
     xr.testing.assert_identical(written, SyntheticDataset(**json.loads(SMALL)).open())
 
 
+@pytest.mark.parametrize("icechunk_log", [None, "warn"])
+def test_icechunks_warnings_on_every_open_are_off_unless_asked_for(tmp_path: Path, icechunk_log: str | None) -> None:
+    env = {k: v for k, v in command_env(tmp_path / "home").items() if k != "ICECHUNK_LOG"}  # a user's environment
+    flag = ["--icechunk-log", icechunk_log] if icechunk_log else []
+
+    done = icefloe(*flag, "write", SMALL, str(tmp_path / "repo"), env=env, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    noise = "The LocalFileSystem storage is not safe for concurrent commits"
+    assert (noise in done.stderr) == (icechunk_log == "warn"), done.stderr
+
+
 def test_a_write_without_a_prefect_api_never_imports_prefect(tmp_path: Path) -> None:
     code = (
         "import sys\nfrom flows.cli import main\n"
