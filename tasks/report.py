@@ -4,6 +4,7 @@ Plain text and dicts, so that any orchestrator can publish them (Prefect as arti
 """
 
 import hashlib
+import heapq
 import re
 from typing import Any
 
@@ -50,21 +51,19 @@ class BlockReport(BaseModel):
 
 
 def block_reports(written: list[WrittenBlock], counts: ChunkCounts, itemsizes: dict[str, int]) -> list[BlockReport]:
-    """A row per block, slowest first: at most BLOCK_ROWS of them."""
-    rows = [
+    """A row per block, slowest first: at most BLOCK_ROWS of them (rows are made for those only)."""
+    return [
         BlockReport(
             block=w.block.name,
             chunks=sum(counts.get(w.block.name, {}).values()),
-            mb=round(w.block.size * sum(itemsizes[a] for a in w.block.arrays) / 1e6, 3),
+            mb=round(region_bytes(w.block.region, sum(itemsizes[a] for a in w.block.arrays)) / 1e6, 3),
             seconds=round(w.seconds, 3),
             attempt=w.attempt,
             resubmits=w.resubmits,
             kept=w.kept,
         )
-        for w in written
+        for w in heapq.nlargest(BLOCK_ROWS, written, key=lambda w: w.seconds)
     ]
-    rows.sort(key=lambda r: r.seconds, reverse=True)
-    return rows[:BLOCK_ROWS]
 
 
 def _mb(nbytes: int) -> str:

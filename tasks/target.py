@@ -137,6 +137,14 @@ def target_exists(target: str) -> bool:
     return bool(icechunk.Repository.exists(repository_storage(target)))
 
 
+def open_existing(target: str) -> icechunk.Repository:
+    """The repository at `target`, to read; refused (before anything else) when there is none."""
+    storage = repository_storage(target)
+    if not icechunk.Repository.exists(storage):
+        raise InvalidRequestError(f"no Icechunk repository at {target}; check the path (or its S3 settings)")
+    return icechunk.Repository.open(storage)
+
+
 def open_target(
     repo: str, branch: str, *, create: bool = True, config: icechunk.RepositoryConfig | None = None
 ) -> tuple[icechunk.Session, str | None]:

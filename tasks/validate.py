@@ -16,9 +16,8 @@ import xarray as xr
 import zarr
 from pydantic import BaseModel, ConfigDict
 
-from tasks.errors import InvalidRequestError
 from tasks.plan import Region, chunks_of, format_region, full_region, parse_region
-from tasks.target import repository_storage
+from tasks.target import open_existing
 
 SHOWN = 5
 """Problems a check names before it says how many more there are."""
@@ -60,7 +59,9 @@ def _listed(items: Iterable[str]) -> str:
     return ", ".join(items[:SHOWN]) + more
 
 
-def _written(repo: icechunk.Repository, snapshot: icechunk.SnapshotInfo) -> dict[str, Region]:
+def _written(
+    repo: icechunk.Repository, snapshot: icechunk.SnapshotInfo, session: icechunk.Session
+) -> dict[str, Region]:
     """What the snapshot's commit wrote: per array, the region (icefloe records it; else from the diff)."""
     recorded = snapshot.metadata.get("icefloe", {}).get("written")
     if isinstance(recorded, dict):
@@ -68,10 +69,9 @@ def _written(repo: icechunk.Repository, snapshot: icechunk.SnapshotInfo) -> dict
     if snapshot.parent_id is None:
         return {}
     diff = repo.diff(from_snapshot_id=snapshot.parent_id, to_snapshot_id=snapshot.id)
-    store = repo.readonly_session(snapshot_id=snapshot.id).store
     written: dict[str, Region] = {}
     for path in {*diff.new_arrays, *diff.updated_chunks}:
-        array = zarr.open_array(store, path=path.lstrip("/"), mode="r")
+        array = zarr.open_array(session.store, path=path.lstrip("/"), mode="r")
         written[path.lstrip("/")] = full_region(tuple(array.shape))
     return written
 
@@ -106,8 +106,9 @@ def check_chunks(session: icechunk.Session, written: dict[str, Region]) -> Check
     return Check(check="chunks present", outcome="passed", detail=f"all {total} chunks the commit wrote")
 
 
-def _group_of(path: str) -> str | None:
-    return path.rsplit("/", 1)[0] if "/" in path else None
+def _group_of(path: str) -> str:
+    """An array's group: "" for the root."""
+    return path.rsplit("/", 1)[0] if "/" in path else ""
 
 
 def check_time(dataset: xr.Dataset, time_dim: str) -> Check:
@@ -225,22 +226,19 @@ def validate_snapshot(
     sample_chunks: int = 3,
 ) -> Validation:
     """Check `snapshot_id` (default: the tip of `branch`) of the repository `target`."""
-    storage = repository_storage(target)
-    if not icechunk.Repository.exists(storage):
-        raise InvalidRequestError(f"no Icechunk repository at {target}; check the path (or its S3 settings)")
-    repo = icechunk.Repository.open(storage)
+    repo = open_existing(target)
     snapshot_id = snapshot_id or repo.lookup_branch(branch)
     snapshot = repo.lookup_snapshot(snapshot_id)
     session = repo.readonly_session(snapshot_id=snapshot_id)
-    written = _written(repo, snapshot)
+    written = _written(repo, snapshot, session)
     checks = [check_chunks(session, written)]
     declared = snapshot.metadata.get("icefloe", {}).get("arrays", {})
     checks.append(check_declared(session, declared if isinstance(declared, dict) else {}))
-    groups = sorted({_group_of(path) or "" for path in written})
+    groups = sorted({_group_of(path) for path in written})
     for group in groups or [""]:
         dataset = xr.open_zarr(session.store, group=group or None, consolidated=False, chunks={})
         prefix = f"{group}/" if group else ""
-        paths = {p.removeprefix(prefix): p for p in written if (_group_of(p) or "") == group}
+        paths = {p.removeprefix(prefix): p for p in written if _group_of(p) == group}
         checks.append(check_time(dataset, time_dim))
         checks.append(check_nan_steps(dataset, written, paths, time_dim, allow_nan))
         if source is not None:

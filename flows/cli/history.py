@@ -3,17 +3,11 @@
 import argparse
 from datetime import UTC
 
-import icechunk
-
-from tasks.errors import InvalidRequestError
-from tasks.target import repository_storage
+from tasks.target import open_existing
 
 
 def history(args: argparse.Namespace) -> int:
-    storage = repository_storage(args.target)
-    if not icechunk.Repository.exists(storage):
-        raise InvalidRequestError(f"no Icechunk repository at {args.target}; check the path (or its S3 settings)")
-    repo = icechunk.Repository.open(storage)
+    repo = open_existing(args.target)
     for i, snapshot in enumerate(repo.ancestry(branch=args.branch)):
         if i == args.limit:
             break
