@@ -13,12 +13,12 @@ terminal_bar: ContextVar[bool] = ContextVar("icefloe_terminal_bar", default=Fals
 class Bar:
     """Counts finished blocks on a rich progress bar, or nowhere when no terminal watches."""
 
-    def __init__(self, advance: Callable[[], None] | None = None) -> None:
+    def __init__(self, advance: Callable[[int], None] | None = None) -> None:
         self._advance = advance
 
-    def advance(self) -> None:
+    def advance(self, blocks: int = 1) -> None:
         if self._advance is not None:
-            self._advance()
+            self._advance(blocks)
 
 
 @contextmanager
@@ -32,4 +32,4 @@ def block_bar(total: int) -> Iterator[Bar]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("writing blocks", total=total)
-        yield Bar(lambda: progress.advance(task))
+        yield Bar(lambda blocks: progress.advance(task, blocks))

@@ -1,6 +1,7 @@
 """Fanning block writes out on the DaskTaskRunner's cluster as Prefect task runs, and getting every block's fork
 back (submitted by `prefect_internals.submit_many`: the run context serialized once for all blocks)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -17,25 +18,26 @@ from prefect_dask.task_runners import PrefectDaskFuture
 from flows.cluster import cluster_threads
 from flows.prefect_internals import submit_many
 from flows.progress import block_progress
-from tasks.block_task import write_block_task
-from tasks.fan_out import SubmittedBlock, collect_forks
+from tasks.block_task import write_block_task, write_blocks_task
+from tasks.fan_out import SubmittedBatch, collect_forks
 from tasks.plan import PREFECT_SIZING, BlockSizing
 from tasks.request import WriteOptions
-from tasks.write import BlockJob, WrittenBlock
+from tasks.write import BlockJob, WrittenBlock, batches
 
 
 @dataclass(frozen=True)
-class _PrefectBlock:
-    """A block task run on Dask, as `collect_forks` tracks it."""
+class _PrefectBatch:
+    """A task run on Dask that writes one block or a batch of them, as `collect_forks` tracks it."""
 
-    submitted: PrefectDaskFuture[WrittenBlock]
+    submitted: PrefectDaskFuture[WrittenBlock] | PrefectDaskFuture[list[WrittenBlock]]
 
     @property
-    def future(self) -> Future[WrittenBlock]:
+    def future(self) -> Future[object]:
         return self.submitted.wrapped_future
 
-    def result(self) -> WrittenBlock:
-        return self.submitted.result()
+    def result(self) -> list[WrittenBlock]:
+        written = self.submitted.result()
+        return written if isinstance(written, list) else [written]
 
     def lost(self, reason: str) -> None:
         mark_crashed(self.submitted.task_run_id, reason)
@@ -43,7 +45,9 @@ class _PrefectBlock:
 
 @dataclass(frozen=True)
 class PrefectBlockRunner:
-    """Block writes as Prefect task runs on the DaskTaskRunner's cluster: retried by Prefect, seen in the UI."""
+    """Block writes as Prefect task runs on the DaskTaskRunner's cluster: retried, seen in the UI. Up to
+    `max_task_runs` blocks, a task run each (Prefect retries it); beyond, batches of neighbouring blocks, a task run
+    each (each block retried inside it), so that no run floods the Prefect database."""
 
     runner: DaskTaskRunner
 
@@ -55,18 +59,33 @@ class PrefectBlockRunner:
     def sizing(self) -> BlockSizing:
         return PREFECT_SIZING
 
-    def write_blocks(self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
-        task = write_block_task.with_options(
+    def write_blocks(
+        self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions, merge: Callable[[WrittenBlock], None]
+    ) -> None:
+        one_each = len(jobs) <= options.max_task_runs
+        single = write_block_task.with_options(
             retries=options.retries,
             retry_delay_seconds=[options.retry_delay_seconds * 2**i for i in range(options.retries)] or 0,
         )
 
-        def submit(batch: list[BlockJob]) -> list[SubmittedBlock]:
-            futures = submit_many(self.runner, task, [_params(fork, job, options) for job in batch])
-            return [_PrefectBlock(future) for future in futures]
+        def submit(some: list[list[BlockJob]]) -> list[SubmittedBatch]:
+            if one_each:
+                singles = submit_many(self.runner, single, [{**_params(fork, options), "job": job} for (job,) in some])
+                return [_PrefectBatch(future) for future in singles]
+            retried = {"retries": options.retries, "retry_delay_seconds": options.retry_delay_seconds}
+            parameters = [{**_params(fork, options), "jobs": batch, **retried} for batch in some]
+            return [_PrefectBatch(future) for future in submit_many(self.runner, write_blocks_task, parameters)]
 
         with block_progress(len(jobs)) as progress:
-            return collect_forks(self.runner.client, jobs, submit, progress, options.retries, get_run_logger())
+            collect_forks(
+                self.runner.client,
+                batches(jobs, options.max_task_runs),
+                submit,
+                merge,
+                progress,
+                options.retries,
+                get_run_logger(),
+            )
 
 
 def mark_crashed(task_run_id: UUID, message: str) -> None:
@@ -79,5 +98,5 @@ def mark_crashed(task_run_id: UUID, message: str) -> None:
                 raise
 
 
-def _params(fork: ForkSession, job: BlockJob, options: WriteOptions) -> dict[str, Any]:
-    return {"fork": fork, "job": job, "piece_bytes": options.piece_bytes}
+def _params(fork: ForkSession, options: WriteOptions) -> dict[str, Any]:
+    return {"fork": fork, "piece_bytes": options.piece_bytes}

@@ -32,9 +32,9 @@ class BlockProgress:
         self._bar, self._artifact, self._update, self._clock = bar, artifact, update, clock
         self._updated_at, self._updated_done = clock(), 0
 
-    def advance(self) -> None:
-        self.done += 1
-        self._bar.advance()
+    def advance(self, blocks: int = 1) -> None:
+        self.done += blocks
+        self._bar.advance(blocks)
         now = self._clock()
         a_percent_more = 100 * (self.done - self._updated_done) >= self.total
         if self.done == self.total or (a_percent_more and now - self._updated_at >= UPDATE_SECONDS):

@@ -1,4 +1,5 @@
-"""The Prefect task around `write_block`: a name per block, retries, no input hashing."""
+"""The Prefect tasks around `write_block`: one block per task run (Prefect retries it), or a batch of blocks per
+task run when a write has more blocks than task runs it may make (each block retried inside the task run)."""
 
 from icechunk import ForkSession
 from prefect import Task, runtime, task
@@ -7,7 +8,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from tasks.errors import InvalidRequestError
-from tasks.write import BlockJob, WrittenBlock, timed_write
+from tasks.write import BlockJob, WrittenBlock, timed_write, write_block_retrying
 
 
 def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:
@@ -31,3 +32,16 @@ def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: Stat
 )
 def write_block_task(fork: ForkSession, job: BlockJob, piece_bytes: int) -> WrittenBlock:
     return timed_write(fork, job, piece_bytes, attempt=runtime.task_run.run_count)
+
+
+@task(
+    name="write-blocks",
+    task_run_name="write {jobs[0].block.name} and the next blocks",
+    cache_policy=NO_CACHE,
+)
+def write_blocks_task(
+    fork: ForkSession, jobs: list[BlockJob], piece_bytes: int, retries: int, retry_delay_seconds: float
+) -> list[WrittenBlock]:
+    """The blocks in order, each retried on its own from the pristine fork; the first that fails fails the task
+    run (the blocks before it are kept for a resumed run when the run keeps blocks)."""
+    return [write_block_retrying(fork, job, piece_bytes, retries, retry_delay_seconds) for job in jobs]

@@ -10,13 +10,13 @@ from tasks.orchestration import Logger, Progress, check_all_written
 from tasks.write import BlockJob, WrittenBlock
 
 
-class SubmittedBlock(Protocol):
-    """One block's job on Dask, as a plain Dask task or as a Prefect task run."""
+class SubmittedBatch(Protocol):
+    """A batch of block jobs (often one) on Dask, as a plain Dask task or as a Prefect task run."""
 
     @property
-    def future(self) -> Future[WrittenBlock]: ...
+    def future(self) -> Future[object]: ...
 
-    def result(self) -> WrittenBlock: ...
+    def result(self) -> list[WrittenBlock]: ...
 
     def lost(self, reason: str) -> None:
         """Its worker died: Dask gave up on it, so whatever tracks it should say so."""
@@ -25,39 +25,42 @@ class SubmittedBlock(Protocol):
 
 def collect_forks(
     client: Client,
-    jobs: list[BlockJob],
-    submit: Callable[[list[BlockJob]], list[SubmittedBlock]],
+    batches: list[list[BlockJob]],
+    submit: Callable[[list[list[BlockJob]]], list[SubmittedBatch]],
+    merge: Callable[[WrittenBlock], None],
     progress: Progress,
     resubmits: int,
     logger: Logger,
-) -> list[WrittenBlock]:
-    """Submit every job and gather each block's fork as it finishes. A block lost with its worker (Dask's
-    `KilledWorker`, which no retry inside the task sees) is submitted again, up to `resubmits` times; any other
-    failure is final. Raise BlockWriteError when a block failed."""
-    submitted: dict[object, tuple[BlockJob, SubmittedBlock, int]] = {}  # by Dask key
+) -> None:
+    """Submit every batch and hand each block's fork to `merge` as its batch finishes. A batch lost with its worker
+    (Dask's `KilledWorker`, which no retry inside the task sees) is submitted again, up to `resubmits` times; any
+    other failure is final. Raise BlockWriteError when a block failed."""
+    submitted: dict[object, tuple[list[BlockJob], SubmittedBatch, int]] = {}  # by Dask key
     finished = as_completed(loop=client.loop)
 
-    def submit_all(batch: list[BlockJob], attempt: int) -> None:
-        for job, block in zip(batch, submit(batch), strict=True):
-            submitted[block.future.key] = (job, block, attempt)
-            finished.add(block.future)
+    def submit_all(some: list[list[BlockJob]], attempt: int) -> None:
+        for batch, sent in zip(some, submit(some), strict=True):
+            submitted[sent.future.key] = (batch, sent, attempt)
+            finished.add(sent.future)
 
-    written: list[WrittenBlock] = []
     failures: list[str] = []
-    submit_all(jobs, 0)
+    submit_all(batches, 0)
     for done in finished:
-        job, block, attempt = submitted.pop(done.key)
+        batch, sent, attempt = submitted.pop(done.key)
+        name = batch[0].block.name if len(batch) == 1 else f"{batch[0].block.name} (and {len(batch) - 1} more)"
         try:
-            written.append(replace(block.result(), resubmits=attempt))
+            written = sent.result()
         except KilledWorker as e:
-            block.lost(f"worker lost: {e}")
+            sent.lost(f"worker lost: {e}")
             if attempt < resubmits:
-                logger.warning("block %s lost with its worker; submitting it again", job.block.name)
-                submit_all([job], attempt + 1)
+                logger.warning("block %s lost with its worker; submitting it again", name)
+                submit_all([batch], attempt + 1)
                 continue
-            failures.append(f"{job.block.name}: {e}")
+            failures.append(f"{name}: {e}")
         except Exception as e:
-            failures.append(f"{job.block.name}: {e}")
-        progress.advance()
-    check_all_written(failures, len(jobs))
-    return written
+            failures.append(f"{name}: {e}")
+        else:
+            for block in written:
+                merge(replace(block, resubmits=attempt))
+        progress.advance(len(batch))
+    check_all_written(failures, sum(map(len, batches)))

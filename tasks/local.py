@@ -51,8 +51,9 @@ class ThreadBlockRunner:
     def sizing(self) -> BlockSizing:
         return LOCAL_SIZING
 
-    def write_blocks(self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
-        written: list[WrittenBlock] = []
+    def write_blocks(
+        self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions, merge: Callable[[WrittenBlock], None]
+    ) -> None:
         failures: list[str] = []
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="icefloe-block")
         try:
@@ -61,9 +62,11 @@ class ThreadBlockRunner:
                 for done in as_completed(futures):
                     job = futures[done]
                     try:
-                        written.append(done.result())
+                        written = done.result()
                     except Exception as e:
                         failures.append(f"{job.block.name}: {e}")
+                    else:
+                        merge(written)
                     progress.advance()
         except BaseException:
             # Interrupted: start no other block and do not wait for the running ones (a block can take a minute);
@@ -72,16 +75,16 @@ class ThreadBlockRunner:
             raise
         pool.shutdown()
         check_all_written(failures, len(jobs))
-        return written
 
 
 @dataclass(frozen=True)
 class _DaskBlock:
-    future: "distributed.Future[WrittenBlock]"
+    future: "distributed.Future[object]"
 
-    def result(self) -> WrittenBlock:
-        written: WrittenBlock = self.future.result()
-        return written
+    def result(self) -> list[WrittenBlock]:
+        written = self.future.result()
+        assert isinstance(written, WrittenBlock)
+        return [written]
 
     def lost(self, reason: str) -> None:
         pass  # nothing tracks it but this run
@@ -103,15 +106,17 @@ class DaskBlockRunner:
     def sizing(self) -> BlockSizing:
         return LOCAL_SIZING
 
-    def write_blocks(self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
-        from tasks.fan_out import SubmittedBlock, collect_forks
+    def write_blocks(
+        self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions, merge: Callable[[WrittenBlock], None]
+    ) -> None:
+        from tasks.fan_out import SubmittedBatch, collect_forks
 
-        def submit(batch: list[BlockJob]) -> list[SubmittedBlock]:
+        def submit(some: list[list[BlockJob]]) -> list[SubmittedBatch]:
             # a unique key: a resubmitted block is a new task
-            return [_DaskBlock(self.client.submit(_write, fork, job, options, key=f"write-{uuid4()}")) for job in batch]
+            return [_DaskBlock(self.client.submit(_write, fork, j, options, key=f"write-{uuid4()}")) for (j,) in some]
 
         with self.progress(len(jobs)) as progress:
-            return collect_forks(self.client, jobs, submit, progress, options.retries, self.logger)
+            collect_forks(self.client, [[j] for j in jobs], submit, merge, progress, options.retries, self.logger)
 
 
 class LocalOrchestrator:

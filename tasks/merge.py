@@ -1,45 +1,74 @@
-"""Checking what the block forks wrote, then merging them into the writable session.
+"""Checking each block's fork as it arrives, then merging it into the writable session at once.
 
-Icechunk merges forks last-writer-wins without complaint, so the check is ours: each fork may only have written
-chunks inside its own block, and no chunk may come from two forks.
+Icechunk merges forks last-writer-wins without complaint, so the check is ours: a fork may only have written chunks
+inside its own block, and a block may come back only once. The planner cuts a write into blocks that share no chunk
+(tasks/plan.py) and refuses writes whose regions share one (tasks/arrays.py), so together these mean no chunk has
+two writers. The check needs no map of every chunk written, and merging on arrival means the flow process holds
+one fork at a time: memory stays bounded by the number of blocks, not of chunks.
 """
+
+from dataclasses import dataclass
 
 from icechunk import Session
 
 from tasks.errors import OverlappingWritesError
-from tasks.plan import Block, chunks_of
+from tasks.plan import Block
 from tasks.write import WrittenBlock
 
-type ChunkCounts = dict[str, dict[str, int]]
-"""Chunks (or shards) written, per block name, then per array."""
+
+@dataclass(frozen=True)
+class MergedBlock:
+    """What the run's report keeps of a block once its fork is merged: chunks (or shards) per array it wrote."""
+
+    block: Block
+    chunks: dict[str, int]
+    seconds: float
+    attempt: int
+    resubmits: int
+    kept: bool
 
 
-def verify_forks(written: list[WrittenBlock], units: dict[str, tuple[int, ...]]) -> ChunkCounts:
-    """Raise unless every chunk the forks wrote lies in its writer's block and has exactly one writer; return how
-    many chunks each block wrote."""
-    writer: dict[tuple[str, tuple[int, ...]], Block] = {}
-    counts: ChunkCounts = {}
-    for w in written:
-        block = w.block
-        allowed = {(a, index) for a in block.arrays for index in chunks_of(block.region, units[a])}
-        per_array = counts.setdefault(block.name, {})
-        for path, indices in w.fork.status().updated_chunks.items():
-            array = path.lstrip("/")
-            for index in map(tuple, indices):
-                if (array, index) not in allowed:
-                    raise OverlappingWritesError(
-                        f"block {block.name} wrote chunk {index} of '{array}', outside its own region; "
-                        "nothing was committed"
-                    )
-                if (array, index) in writer:
-                    raise OverlappingWritesError(
-                        f"chunk {index} of '{array}' was written by blocks {writer[array, index].name} and "
-                        f"{block.name}; Icechunk would keep only one. Nothing was committed"
-                    )
-                writer[array, index] = block
-                per_array[array] = per_array.get(array, 0) + 1
+def check_fork(written: WrittenBlock, units: dict[str, tuple[int, ...]]) -> dict[str, int]:
+    """Raise unless every chunk the fork wrote lies in its block's arrays and region; its chunks per array."""
+    block = written.block
+    counts: dict[str, int] = {}
+    for path, indices in written.fork.status().updated_chunks.items():
+        array = path.lstrip("/")
+        if array not in block.arrays:
+            index = next(iter(indices), ())
+            raise OverlappingWritesError(
+                f"block {block.name} wrote chunk {tuple(index)} of '{array}', outside its own arrays; "
+                "nothing was committed"
+            )
+        cells = [(start // u, -(-stop // u)) for (start, stop), u in zip(block.region, units[array], strict=True)]
+        for index in indices:
+            if not all(lo <= i < hi for i, (lo, hi) in zip(index, cells, strict=True)):
+                raise OverlappingWritesError(
+                    f"block {block.name} wrote chunk {tuple(index)} of '{array}', outside its own region; "
+                    "nothing was committed"
+                )
+        counts[array] = len(indices)
     return counts
 
 
-def merge_forks(session: Session, written: list[WrittenBlock]) -> None:
-    session.merge(*(w.fork for w in written))
+class ForkMerger:
+    """Give it each block's fork as it arrives: checked, merged into `session`, and let go."""
+
+    def __init__(self, session: Session, units: dict[str, tuple[int, ...]]) -> None:
+        self.session = session
+        self.units = units
+        self.merged: list[MergedBlock] = []
+        self._names: set[str] = set()
+
+    def __call__(self, written: WrittenBlock) -> None:
+        block = written.block
+        if block.name in self._names:
+            raise OverlappingWritesError(
+                f"block {block.name} came back twice; Icechunk would keep only one of its writes. Nothing was committed"
+            )
+        chunks = check_fork(written, self.units)
+        self.session.merge(written.fork)
+        self._names.add(block.name)
+        self.merged.append(
+            MergedBlock(block, chunks, written.seconds, written.attempt, written.resubmits, written.kept)
+        )

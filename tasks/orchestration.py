@@ -39,8 +39,11 @@ class BlockRunner(Protocol):
         """How big blocks should be, given what a block task costs here."""
         ...
 
-    def write_blocks(self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
-        """Write every job through a copy of `fork`; each block's fork, or BlockWriteError naming the failures."""
+    def write_blocks(
+        self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions, merge: Callable[[WrittenBlock], None]
+    ) -> None:
+        """Write every job through a copy of `fork`, handing each block's fork to `merge` (in this thread) as it
+        arrives; raise BlockWriteError naming the failures."""
         ...
 
 
@@ -69,13 +72,13 @@ class Orchestrator(Protocol):
 
 
 class Progress(Protocol):
-    def advance(self) -> None: ...
+    def advance(self, blocks: int = 1) -> None: ...
 
 
 @contextmanager
 def no_progress(total: int) -> Iterator[Progress]:
     class _Silent:
-        def advance(self) -> None:
+        def advance(self, blocks: int = 1) -> None:
             pass
 
     yield _Silent()

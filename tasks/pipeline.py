@@ -12,7 +12,7 @@ from tasks.arrays import ResolvedWrite, region_bytes
 from tasks.commit import CommitResult, commit_session
 from tasks.errors import BlockWriteError
 from tasks.kept_forks import KeptForks, run_key
-from tasks.merge import ChunkCounts, merge_forks, verify_forks
+from tasks.merge import ForkMerger
 from tasks.orchestration import Logger, Orchestrator
 from tasks.plan import format_region
 from tasks.report import array_reports, block_reports
@@ -43,14 +43,14 @@ def write_and_commit(
     logger = orchestrator.logger
     nbytes = sum(region_bytes(r.region, r.dtype.itemsize) for r in resolved)
     jobs: list[BlockJob] = []
-    written: list[WrittenBlock] = []
     reused: list[WrittenBlock] = []
     writing_at = written_at = time.time()
     kept: KeptForks | None = None
+    if resolved and options.resume:
+        kept = KeptForks(target, run_key(session, resolved, parent_id, source_state))
+        session = kept.resume_session(session, logger)
+    merge = ForkMerger(session, {r.path: r.unit for r in resolved})  # each fork as it arrives: the process holds one
     if resolved:  # only metadata and in-memory variables: no cluster needed
-        if options.resume:
-            kept = KeptForks(target, run_key(session, resolved, parent_id, source_state))
-            session = kept.resume_session(session, logger)
         with orchestrator.block_runner(options) as runner:
             block_bytes = options.block_bytes or runner.sizing.block_bytes(nbytes, runner.threads)
             if kept is not None and options.block_bytes is None:
@@ -69,7 +69,11 @@ def write_and_commit(
             )
             writing_at = time.time()
             try:
-                written = reused + (runner.write_blocks(session.fork(), todo, options) if todo else [])
+                fork = session.fork() if todo else None  # from the initialized session, before any merge
+                for written in reused:
+                    merge(written)
+                if fork is not None:
+                    runner.write_blocks(fork, todo, options, merge)
             except BlockWriteError as e:
                 if kept is None:
                     raise
@@ -79,10 +83,9 @@ def write_and_commit(
                 ) from e
             written_at = time.time()
 
-    def merge_and_commit(logger: Logger) -> tuple[CommitResult, ChunkCounts]:
-        counts = verify_forks(written, {r.path: r.unit for r in resolved})
+    def merge_and_commit(logger: Logger) -> CommitResult:
+        # every block's fork was checked and merged as it arrived
         created = {path.lstrip("/") for path in session.status().new_arrays}
-        merge_forks(session, written)
         metadata = {
             "icefloe": {
                 **orchestrator.run_metadata(),
@@ -101,12 +104,12 @@ def write_and_commit(
             snapshot_id=snapshot_id,
             parent_id=parent_id,
             branch=branch,
-            arrays=array_reports(resolved, created, counts),
-            chunks=sum(n for per_array in counts.values() for n in per_array.values()),
+            arrays=array_reports(resolved, created, merge.merged),
+            chunks=sum(n for m in merge.merged for n in m.chunks.values()),
             blocks=len(jobs),
             reused_blocks=len(reused),
-            retried_blocks=sum(w.attempt > 1 for w in written),
-            resubmitted_blocks=sum(w.resubmits > 0 for w in written),
+            retried_blocks=sum(m.attempt > 1 for m in merge.merged),
+            resubmitted_blocks=sum(m.resubmits > 0 for m in merge.merged),
             bytes=nbytes,
             started_at=started_at,
             initialized_at=initialized_at,
@@ -125,13 +128,13 @@ def write_and_commit(
             result.write_mb_per_s,
             result.seconds,
         )
-        return result, counts
+        return result
 
-    result, counts = orchestrator.stage("merge-and-commit", merge_and_commit)
+    result = orchestrator.stage("merge-and-commit", merge_and_commit)
     if kept is not None:
         try:
             kept.clear()
         except Exception as e:  # the commit stands; leftovers are listed and cleared by `icefloe kept`
             logger.warning("committed; removing the kept blocks failed (%s): `icefloe kept TARGET --clear` does it", e)
-    orchestrator.publish(result, block_reports(written, counts, {r.path: r.dtype.itemsize for r in resolved}))
+    orchestrator.publish(result, block_reports(merge.merged, {r.path: r.dtype.itemsize for r in resolved}))
     return result

@@ -12,18 +12,17 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.arrays import ResolvedWrite, region_bytes
 from tasks.commit import ArrayReport, CommitResult
-from tasks.merge import ChunkCounts
-from tasks.write import WrittenBlock
+from tasks.merge import MergedBlock
 
 BLOCK_ROWS = 25
 """A block table lists every block up to this many; beyond, the slowest ones (the rest are in the per-array totals)."""
 
 
-def array_reports(resolved: list[ResolvedWrite], created: set[str], counts: ChunkCounts) -> list[ArrayReport]:
+def array_reports(resolved: list[ResolvedWrite], created: set[str], merged: list[MergedBlock]) -> list[ArrayReport]:
     """Per array the run wrote blocks of: created by the run or updated, chunks (or shards) written, bytes."""
     chunks: dict[str, int] = {}
-    for per_array in counts.values():
-        for array, n in per_array.items():
+    for block in merged:
+        for array, n in block.chunks.items():
             chunks[array] = chunks.get(array, 0) + n
     return [
         ArrayReport(
@@ -50,19 +49,19 @@ class BlockReport(BaseModel):
     kept: bool
 
 
-def block_reports(written: list[WrittenBlock], counts: ChunkCounts, itemsizes: dict[str, int]) -> list[BlockReport]:
+def block_reports(merged: list[MergedBlock], itemsizes: dict[str, int]) -> list[BlockReport]:
     """A row per block, slowest first: at most BLOCK_ROWS of them (rows are made for those only)."""
     return [
         BlockReport(
             block=w.block.name,
-            chunks=sum(counts.get(w.block.name, {}).values()),
+            chunks=sum(w.chunks.values()),
             mb=round(region_bytes(w.block.region, sum(itemsizes[a] for a in w.block.arrays)) / 1e6, 3),
             seconds=round(w.seconds, 3),
             attempt=w.attempt,
             resubmits=w.resubmits,
             kept=w.kept,
         )
-        for w in heapq.nlargest(BLOCK_ROWS, written, key=lambda w: w.seconds)
+        for w in heapq.nlargest(BLOCK_ROWS, merged, key=lambda w: w.seconds)
     ]
 
 

@@ -120,6 +120,11 @@ class WriteOptions(BaseModel):
         32 * 2**20, description="Uncompressed bytes a block task computes and writes at a time (bounds memory)"
     )
     retries: int = Field(3, ge=0, description="Retries of a failed block (each from the pristine fork)")
+    max_task_runs: PositiveInt = Field(
+        1000,
+        description="Most Prefect task runs a write makes for its blocks: more blocks are written in batches, "
+        "one task run each, every block still retried on its own",
+    )
     retry_delay_seconds: float = Field(1.0, ge=0, description="First retry delay; doubles on each retry")
     commit_retries: int = Field(5, ge=0, description="Rebases tried when another commit lands first")
     dask_address: str | None = Field(

@@ -14,6 +14,7 @@ import icechunk
 import numpy as np
 import pandas as pd
 import xarray as xr
+from dask.base import tokenize
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import (
     BaseModel,
@@ -228,13 +229,24 @@ class SyntheticDataset(BaseModel):
         time = pd.date_range(self.start, periods=self.ntime, freq=self.freq)
         lat = np.linspace(90, -90, self.nlat, dtype="float32")
         lon = np.linspace(0, 360, self.nlon, endpoint=False, dtype="float32")
-        chunks = (self.time_chunk, self.nlat, self.nlon)
-        shape = (self.ntime, self.nlat, self.nlon)
-        field = da.from_array(np.cos(np.deg2rad(lat))[None, :, None].astype("float32"), chunks=(1, self.nlat, 1))
+        # one blockwise layer per variable, each chunk computed from its index alone: defining 10 TB of it takes
+        # as long as 10 MB (a random array would hold a seed per chunk)
+        chunks = da.core.normalize_chunks((self.time_chunk, self.nlat, self.nlon), (self.ntime, self.nlat, self.nlon))
+        token = tokenize(self.model_dump_json())
         data_vars = {}
         for i, name in enumerate(self.variables):
-            noise = da.random.default_rng(self.seed + i).random(shape, dtype="float32", chunks=chunks)
-            values = (280 - 10 * i + 30 * field + noise).astype("float32")
+            values = da.map_blocks(
+                _synthetic_chunk,
+                dtype="float32",
+                chunks=chunks,
+                name=f"synthetic-{name}-{token}",
+                meta=np.empty((0, 0, 0), "float32"),
+                block_id=True,
+                shape=(self.ntime, self.nlat, self.nlon),
+                time_chunk=self.time_chunk,
+                seed=self.seed,
+                variable=i,
+            )
             data_vars[name] = (("time", "lat", "lon"), values, {"long_name": f"synthetic {name}", "units": "1"})
         return xr.Dataset(
             data_vars,
@@ -244,6 +256,17 @@ class SyntheticDataset(BaseModel):
 
     def time_slice(self, start: int, stop: int) -> xr.Dataset:
         return self.open().isel(time=slice(start, stop))
+
+
+def _synthetic_chunk(
+    *, block_id: tuple[int, int, int], shape: tuple[int, int, int], time_chunk: int, seed: int, variable: int
+) -> np.ndarray:
+    """Chunk `block_id` of a synthetic variable: a smooth field over latitude plus noise seeded by the chunk."""
+    ntime, nlat, nlon = shape
+    steps = min(time_chunk, ntime - block_id[0] * time_chunk)
+    field = np.cos(np.deg2rad(np.linspace(90, -90, nlat, dtype="float32")))[None, :, None]
+    noise = np.random.default_rng([seed, variable, block_id[0]]).random((steps, nlat, nlon), dtype="float32")
+    return (280 - 10 * variable + 30 * field + noise).astype("float32")
 
 
 def _check_dataset(value: object) -> xr.Dataset:

@@ -15,6 +15,7 @@ import zarr
 from icechunk import ForkSession
 
 from tasks.arrays import ResolvedWrite
+from tasks.block_slices import SourceBlocks
 from tasks.errors import BlockWriteError, InvalidRequestError
 from tasks.kept_forks import KeptForks
 from tasks.plan import Block, Region, plan_blocks, relative_slices
@@ -58,18 +59,15 @@ def group_writes(resolved: list[ResolvedWrite]) -> list[WriteGroup]:
 
 
 def plan_jobs(resolved: list[ResolvedWrite], block_bytes: int) -> list[BlockJob]:
-    """Blocks of about `block_bytes` (all arrays of a group counted), each with its culled slice of every source."""
-    return [
-        BlockJob(block, group.unit, block_sources([r.write.source for r in group.writes], group.region, block))
-        for group in group_writes(resolved)
-        for block in group.blocks(block_bytes)
-    ]
-
-
-def block_sources(sources: list[da.Array], write_region: Region, block: Block) -> tuple[da.Array, ...]:
-    """The block's slice of each source with one culled graph: a block task never receives the whole graph."""
-    inner = relative_slices(block.region, write_region)
-    return tuple(dask.optimize(*(source[inner] for source in sources)))
+    """Blocks of about `block_bytes` (all arrays of a group counted), each with its culled slice of every source:
+    a block task never receives the whole graph. Each source's graph is indexed once for all its blocks."""
+    jobs = []
+    for group in group_writes(resolved):
+        sources = [SourceBlocks(r.write.source) for r in group.writes]
+        for block in group.blocks(block_bytes):
+            inner = relative_slices(block.region, group.region)
+            jobs.append(BlockJob(block, group.unit, tuple(source[inner] for source in sources)))
+    return jobs
 
 
 @dataclass(frozen=True)
@@ -90,6 +88,12 @@ def timed_write(fork: ForkSession, job: BlockJob, piece_bytes: int, attempt: int
     started = time.perf_counter()
     written = write_block(fork, job.block, job.unit, job.sources, piece_bytes, job.keep)
     return WrittenBlock(job.block, written, time.perf_counter() - started, attempt)
+
+
+def batches(jobs: list[BlockJob], most: int) -> list[list[BlockJob]]:
+    """`jobs` in at most `most` runs of neighbours, as even as can be."""
+    count = min(len(jobs), most)
+    return [jobs[len(jobs) * i // count : len(jobs) * (i + 1) // count] for i in range(count)]
 
 
 def with_keep(jobs: list[BlockJob], keep: KeptForks | None) -> list[BlockJob]:

@@ -1,0 +1,53 @@
+"""More blocks than task runs a write may make: batches of blocks, a task run each, every block retried on its
+own. Real Icechunk repository, real Prefect API, real Dask cluster."""
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from flows.store_array import store_array
+from tasks.request import ArraySpec, ArrayWrite, WriteOptions
+from tests.conftest import block_task_runs, open_repo, snapshot_count
+from tests.flows.test_store_array import sample
+from tests.sources import failing_first
+
+
+def test_twelve_blocks_in_three_task_runs_land_in_one_snapshot_with_a_flaky_block_retried_alone(
+    repo_path: str, dask_address: str, tmp_path: Path
+) -> None:
+    source = sample((120, 10), "float64", (10, 10))
+    flaky = failing_first(source, str(tmp_path), attempts=1)  # the first chunk fails once
+    options = WriteOptions(dask_address=dask_address, block_bytes=800, max_task_runs=3, retry_delay_seconds=0)
+
+    state = store_array(
+        repo=repo_path,
+        writes=[ArrayWrite(source=flaky, target=ArraySpec(path="x", chunks=(10, 10)))],
+        options=options,
+        return_state=True,
+    )
+
+    assert state.is_completed()
+    result = state.result()
+    assert (result.blocks, result.retried_blocks) == (12, 1)  # only the flaky block was written twice
+    assert len(list(tmp_path.glob("fail-*"))) == 1
+    assert state.state_details.flow_run_id is not None
+    runs = block_task_runs(state.state_details.flow_run_id)
+    assert sorted(r.name for r in runs) == [
+        f"write x[{start}:{start + 10}, 0:10] and the next blocks" for start in (0, 40, 80)
+    ]
+    assert {r.state_type.value for r in runs} == {"COMPLETED"}
+    assert snapshot_count(repo_path) == 2
+    written = zarr.open_array(open_repo(repo_path).readonly_session("main").store, path="x", mode="r")[...]
+    np.testing.assert_array_equal(written, source.compute())
+
+
+def test_blocks_are_batched_as_evenly_as_can_be() -> None:
+    from tasks.plan import Block
+    from tasks.write import BlockJob, batches
+
+    jobs = [BlockJob(Block(("x",), ((i, i + 1),)), (1,), ()) for i in range(10)]
+
+    assert [len(b) for b in batches(jobs, 3)] == [3, 3, 4]
+    assert [len(b) for b in batches(jobs, 1000)] == [1] * 10
+    assert [job for batch in batches(jobs, 4) for job in batch] == jobs
