@@ -28,6 +28,7 @@ import zarr
 from distributed import Client, LocalCluster
 
 from benchmarks.timing import compare
+from flows.fan_out import task_run_bound
 from flows.prefect_api import running_prefect_api
 from flows.store_array import store_array
 from tasks.commit import CommitResult
@@ -104,7 +105,9 @@ def many_blocks(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         result = icefloe(path, source, chunk, options)
         seconds = time.perf_counter() - started
+        peak = peak_mb()  # before the raw path runs in this process too
         runs = _task_runs(result)
+        bound = options.max_task_runs or task_run_bound(sum(client.nthreads().values()))
         raw = time.perf_counter()
         raw_store_dask(Path(tempfile.mkdtemp(dir=args.workdir)), source, chunk, client)
         raw_seconds = time.perf_counter() - raw
@@ -113,10 +116,10 @@ def many_blocks(args: argparse.Namespace) -> None:
     equal = np.array_equal(zarr.open_array(repo.readonly_session("main").store, path="x")[...], source.compute())
     print(
         f"    icefloe {seconds:.1f} s ({result.blocks:,} blocks in {runs} task runs, bound "
-        f"{options.max_task_runs}; commit {result.committed_at - result.written_at:.1f} s); "
+        f"{bound}; commit {result.committed_at - result.written_at:.1f} s); "
         f"raw store_dask {raw_seconds:.1f} s"
     )
-    print(f"    snapshots {snapshots} (root + 1), data equal {equal}; peak memory {peak_mb():.0f} MB")
+    print(f"    snapshots {snapshots} (root + 1), data equal {equal}; peak memory {peak:.0f} MB (icefloe's run)")
 
 
 def _task_runs(result: CommitResult) -> int:

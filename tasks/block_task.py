@@ -8,6 +8,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from tasks.errors import InvalidRequestError
+from tasks.request import WriteOptions
 from tasks.write import BlockJob, WrittenBlock, timed_write, write_block_retrying
 
 
@@ -30,8 +31,8 @@ def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: Stat
     retry_delay_seconds=1,
     retry_condition_fn=retry_unless_invalid,
 )
-def write_block_task(fork: ForkSession, job: BlockJob, piece_bytes: int) -> WrittenBlock:
-    return timed_write(fork, job, piece_bytes, attempt=runtime.task_run.run_count)
+def write_block_task(fork: ForkSession, job: BlockJob, options: WriteOptions) -> WrittenBlock:
+    return timed_write(fork, job, options, attempt=runtime.task_run.run_count)
 
 
 @task(
@@ -39,9 +40,7 @@ def write_block_task(fork: ForkSession, job: BlockJob, piece_bytes: int) -> Writ
     task_run_name="write {jobs[0].block.name} and the next blocks",
     cache_policy=NO_CACHE,
 )
-def write_blocks_task(
-    fork: ForkSession, jobs: list[BlockJob], piece_bytes: int, retries: int, retry_delay_seconds: float
-) -> list[WrittenBlock]:
+def write_blocks_task(fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
     """The blocks in order, each retried on its own from the pristine fork; the first that fails fails the task
     run (the blocks before it are kept for a resumed run when the run keeps blocks)."""
-    return [write_block_retrying(fork, job, piece_bytes, retries, retry_delay_seconds) for job in jobs]
+    return [write_block_retrying(fork, job, options) for job in jobs]

@@ -36,10 +36,6 @@ if TYPE_CHECKING:
 type ProgressFactory = Callable[[int], AbstractContextManager[Progress]]
 
 
-def _write(fork: ForkSession, job: BlockJob, options: WriteOptions) -> WrittenBlock:
-    return write_block_retrying(fork, job, options.piece_bytes, options.retries, options.retry_delay_seconds)
-
-
 @dataclass(frozen=True)
 class ThreadBlockRunner:
     """Blocks on threads of this process."""
@@ -58,7 +54,8 @@ class ThreadBlockRunner:
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="icefloe-block")
         try:
             with self.progress(len(jobs)) as progress:
-                futures: dict[Future[WrittenBlock], BlockJob] = {pool.submit(_write, fork, j, options): j for j in jobs}
+                write = write_block_retrying
+                futures: dict[Future[WrittenBlock], BlockJob] = {pool.submit(write, fork, j, options): j for j in jobs}
                 for done in as_completed(futures):
                     job = futures[done]
                     try:
@@ -113,7 +110,8 @@ class DaskBlockRunner:
 
         def submit(some: list[list[BlockJob]]) -> list[SubmittedBatch]:
             # a unique key: a resubmitted block is a new task
-            return [_DaskBlock(self.client.submit(_write, fork, j, options, key=f"write-{uuid4()}")) for (j,) in some]
+            write = write_block_retrying
+            return [_DaskBlock(self.client.submit(write, fork, j, options, key=f"write-{uuid4()}")) for (j,) in some]
 
         with self.progress(len(jobs)) as progress:
             collect_forks(self.client, [[j] for j in jobs], submit, merge, progress, options.retries, self.logger)

@@ -1,7 +1,8 @@
 """The data path every run shares once its arrays are initialized in the writable session.
 
-plan blocks -> fork -> write blocks on the orchestrator's cluster -> verify forks -> merge -> ONE commit -> report.
-The merge and commit is a stage of its own (a task run in Prefect), run here, where the writable session lives.
+plan blocks -> fork -> write blocks on the orchestrator's cluster, each block's fork checked and merged as it
+arrives -> ONE commit -> report. The commit is a stage of its own (`merge-and-commit`, a task run in Prefect), run
+here, where the writable session lives.
 """
 
 import time

@@ -82,7 +82,7 @@ def summary_markdown(result: CommitResult) -> str:
         f"initialize {result.initialized_at - result.started_at:.1f} s"
         f" · plan {result.writing_at - result.initialized_at:.1f} s"
         f" · write {result.write_seconds:.1f} s ({result.write_mb_per_s:,.0f} MB/s)"
-        f" · merge and commit {result.committed_at - result.written_at:.1f} s · {result.seconds:.1f} s in all"
+        f" · commit {result.committed_at - result.written_at:.1f} s · {result.seconds:.1f} s in all"
     )
     lines = [
         f"## icefloe committed snapshot `{result.snapshot_id}`",

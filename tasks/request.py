@@ -120,10 +120,21 @@ class WriteOptions(BaseModel):
         32 * 2**20, description="Uncompressed bytes a block task computes and writes at a time (bounds memory)"
     )
     retries: int = Field(3, ge=0, description="Retries of a failed block (each from the pristine fork)")
-    max_task_runs: PositiveInt = Field(
-        1000,
+    chunk_concurrency: PositiveInt = Field(
+        64,
+        description="Chunks a block task has in flight at once (zarr's async.concurrency, raised to this in the "
+        "processes that write blocks; zarr's own 10 leaves small chunks waiting on storage)",
+    )
+    manifest_split_chunks: PositiveInt | None = Field(
+        None,
+        description="Split each array's chunk manifest every this many chunks along its first dimension (Icechunk "
+        "advises splitting above ~1M chunks per array); default: one manifest per array",
+    )
+    max_task_runs: PositiveInt | None = Field(
+        None,
         description="Most Prefect task runs a write makes for its blocks: more blocks are written in batches, "
-        "one task run each, every block still retried on its own",
+        "one task run each, every block still retried on its own; default: 16 per worker thread, "
+        "between 100 and 1000",
     )
     retry_delay_seconds: float = Field(1.0, ge=0, description="First retry delay; doubles on each retry")
     commit_retries: int = Field(5, ge=0, description="Rebases tried when another commit lands first")

@@ -33,7 +33,9 @@ def held_target(orchestrator: Orchestrator, repo: str, branch: str) -> Iterator[
 
 
 def storage_config(options: WriteOptions) -> RepositoryConfig:
-    return repository_config(options.storage_max_tries, options.storage_max_backoff_seconds)
+    return repository_config(
+        options.storage_max_tries, options.storage_max_backoff_seconds, options.manifest_split_chunks
+    )
 
 
 def initialized_target[T](

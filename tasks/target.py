@@ -109,12 +109,20 @@ def storage_options(url: str, anonymous: bool = False) -> dict[str, Any] | None:
     return options
 
 
-def repository_config(max_tries: int, max_backoff_seconds: float) -> icechunk.RepositoryConfig:
-    """How hard Icechunk tries each object-store request (throttling, 5xx, dropped connections) before failing."""
+def repository_config(
+    max_tries: int, max_backoff_seconds: float, manifest_split_chunks: int | None = None
+) -> icechunk.RepositoryConfig:
+    """How hard Icechunk tries each object-store request (throttling, 5xx, dropped connections) before failing,
+    and how the commit splits manifests (every `manifest_split_chunks` chunks along each array's first axis)."""
     retries = icechunk.StorageRetriesSettings(
         max_tries=max_tries, initial_backoff_ms=100, max_backoff_ms=int(max_backoff_seconds * 1000)
     )
-    return icechunk.RepositoryConfig(storage=icechunk.StorageSettings(retries=retries))
+    manifest = None
+    if manifest_split_chunks is not None:
+        axis0: dict[Any, int] = {icechunk.ManifestSplitDimCondition.Axis(0): manifest_split_chunks}
+        splitting = icechunk.ManifestSplittingConfig.from_dict({icechunk.ManifestSplitCondition.AnyArray(): axis0})
+        manifest = icechunk.ManifestConfig(splitting=splitting)
+    return icechunk.RepositoryConfig(storage=icechunk.StorageSettings(retries=retries), manifest=manifest)
 
 
 def open_repository(target: str, config: icechunk.RepositoryConfig | None = None) -> icechunk.Repository:

@@ -19,6 +19,7 @@ from tasks.block_slices import SourceBlocks
 from tasks.errors import BlockWriteError, InvalidRequestError
 from tasks.kept_forks import KeptForks
 from tasks.plan import Block, Region, plan_blocks, relative_slices
+from tasks.request import WriteOptions
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,11 @@ class WrittenBlock:
     kept: bool = False
 
 
-def timed_write(fork: ForkSession, job: BlockJob, piece_bytes: int, attempt: int) -> WrittenBlock:
+def timed_write(fork: ForkSession, job: BlockJob, options: WriteOptions, attempt: int) -> WrittenBlock:
     started = time.perf_counter()
-    written = write_block(fork, job.block, job.unit, job.sources, piece_bytes, job.keep)
+    written = write_block(
+        fork, job.block, job.unit, job.sources, options.piece_bytes, job.keep, options.chunk_concurrency
+    )
     return WrittenBlock(job.block, written, time.perf_counter() - started, attempt)
 
 
@@ -129,6 +132,14 @@ def computed_parts(source: da.Array, region: Region, unit: tuple[int, ...]) -> l
     return parts
 
 
+def _at_least_chunks_in_flight(chunks: int) -> None:
+    """Zarr writes a piece's chunks `async.concurrency` at a time (10 by default): a small chunk's write is mostly
+    waiting on storage, and at 10 in flight that wait was most of the per-chunk cost. Raised for the whole process
+    (never lowered): a scoped setting would be undone by whichever concurrent block finishes first."""
+    if zarr.config.get("async.concurrency") < chunks:
+        zarr.config.set({"async.concurrency": chunks})
+
+
 def write_block(
     fork: ForkSession,
     block: Block,
@@ -136,6 +147,7 @@ def write_block(
     sources: tuple[da.Array, ...],
     piece_bytes: int,
     keep: KeptForks | None = None,
+    chunk_concurrency: int = 64,
 ) -> ForkSession:
     """Write each source (the block's slice of it) into `block.region` of its array through a copy of `fork`;
     return that copy, kept in `keep` first when given.
@@ -143,6 +155,7 @@ def write_block(
     Each array is written piece by piece, each piece on the grid, so memory stays near `piece_bytes`.
     """
     session = pristine_copy(fork)
+    _at_least_chunks_in_flight(chunk_concurrency)
     try:
         steps: list[tuple[zarr.Array[Any], da.Array, Block]] = []
         for path, source in zip(block.arrays, sources, strict=True):
@@ -173,19 +186,18 @@ def write_block(
     return session
 
 
-def write_block_retrying(
-    fork: ForkSession, job: BlockJob, piece_bytes: int, retries: int, retry_delay_seconds: float
-) -> WrittenBlock:
+def write_block_retrying(fork: ForkSession, job: BlockJob, options: WriteOptions) -> WrittenBlock:
     """`write_block`, tried again after transient failures (the delay doubles each time), each attempt from the
-    pristine `fork`; an invalid request fails at once. Prefect retries its block tasks itself; this is for runs
-    without Prefect."""
+    pristine `fork`; an invalid request fails at once. For runs without Prefect, and for blocks batched into one
+    Prefect task run (Prefect retries a task run of one block itself)."""
+    retries = options.retries
     for attempt in range(retries + 1):
         try:
-            return timed_write(fork, job, piece_bytes, attempt + 1)
+            return timed_write(fork, job, options, attempt + 1)
         except BlockWriteError as e:
             if attempt == retries:
                 raise
-            delay = retry_delay_seconds * 2**attempt
+            delay = options.retry_delay_seconds * 2**attempt
             logging.getLogger("icefloe").warning("%s; retry %d of %d in %.0f s", e, attempt + 1, retries, delay)
             time.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")

@@ -121,6 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     write.add_argument(
         "--storage-max-tries", type=int, default=10, help="tries of each object-store request (default 10)"
     )
+    write.add_argument(
+        "--max-task-runs",
+        type=int,
+        help="most Prefect task runs for the blocks; more are batched (default: 16 a thread)",
+    )
+    write.add_argument(
+        "--manifest-split-chunks", type=int, help="split each array's manifest every N chunks along its first axis"
+    )
     _run_options(write)
     write.add_argument("--dry-run", action="store_true", help="check everything, print the plan, write nothing")
     write.set_defaults(run=_write)

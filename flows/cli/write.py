@@ -71,7 +71,8 @@ def parse_region(values: list[str] | None) -> RegionParameter:
 
 
 OPTION_FLAGS = {"block_bytes": "--block-mib", "retries": "--retries", "n_workers": "--n-workers",
-                "dask_address": "--dask-address", "storage_max_tries": "--storage-max-tries"}  # fmt: skip
+                "dask_address": "--dask-address", "storage_max_tries": "--storage-max-tries",
+                "max_task_runs": "--max-task-runs", "manifest_split_chunks": "--manifest-split-chunks"}  # fmt: skip
 
 
 def validation_problems(error: "ValidationError", names: dict[str, str] | None = None, tagged: bool = False) -> str:
@@ -125,7 +126,14 @@ def write(args: argparse.Namespace, prefect: Prefect | None) -> int:
         "validation_hook": args.validation_hook,
     }
     block_bytes = None if args.block_mib is None else int(args.block_mib * 2**20)
-    options = _options(args, block_bytes=block_bytes, retries=args.retries, storage_max_tries=args.storage_max_tries)
+    options = _options(
+        args,
+        block_bytes=block_bytes,
+        retries=args.retries,
+        storage_max_tries=args.storage_max_tries,
+        manifest_split_chunks=args.manifest_split_chunks,
+        max_task_runs=args.max_task_runs,
+    )
     if prefect is None:  # --dry-run
         from flows.cli.prefect_config import prefect_api_configured
 

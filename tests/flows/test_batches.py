@@ -4,6 +4,7 @@ own. Real Icechunk repository, real Prefect API, real Dask cluster."""
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 import zarr
 
 from flows.store_array import store_array
@@ -51,3 +52,39 @@ def test_blocks_are_batched_as_evenly_as_can_be() -> None:
     assert [len(b) for b in batches(jobs, 3)] == [3, 3, 4]
     assert [len(b) for b in batches(jobs, 1000)] == [1] * 10
     assert [job for batch in batches(jobs, 4) for job in batch] == jobs
+
+
+def test_manifests_split_every_n_chunks_when_asked_and_the_data_is_the_same(tmp_path: Path, dask_address: str) -> None:
+    from flows.write_dataset import write_dataset
+    from tasks.sources import SyntheticDataset
+
+    source = SyntheticDataset(ntime=96, nlat=19, nlon=36, time_chunk=12, variables=("t2m",))
+    manifests = {}
+    for split in (None, 2):
+        repo = str(tmp_path / f"split-{split}")
+        options = WriteOptions(dask_address=dask_address, block_bytes=19 * 36 * 12 * 4, manifest_split_chunks=split)
+        write_dataset(repo=repo, source=source, options=options)
+        repository = open_repo(repo)
+        snapshot = repository.lookup_branch("main")
+        refs = sorted(m.num_chunk_refs for m in repository.list_manifest_files(snapshot))
+        manifests[split] = refs
+        xr.testing.assert_identical(xr.open_zarr(repository.readonly_session("main").store), source.open())
+
+    assert 8 in manifests[None]  # t2m's 8 chunks in one manifest
+    assert manifests[2].count(2) >= 4  # t2m's in four manifests of 2
+    assert 8 not in manifests[2]
+
+
+def test_block_tasks_raise_zarrs_chunks_in_flight_to_at_least_what_the_run_asks(tmp_path: Path) -> None:
+    import icechunk
+
+    from tasks.plan import Block
+    from tasks.write import write_block
+
+    session = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path))).writable_session("main")
+    zarr.open_group(session.store, mode="a").create_array("x", shape=(20,), chunks=(10,), dtype="f8")
+    sources = (sample((20,), "float64", (10,)),)
+
+    write_block(session.fork(), Block(("x",), ((0, 20),)), (10,), sources, piece_bytes=800, chunk_concurrency=77)
+
+    assert zarr.config.get("async.concurrency") >= 77

@@ -58,6 +58,26 @@ def test_tasks_submitted_together_run_as_task_runs_with_their_own_ids(dask_addre
             assert (run.name.startswith("double"), run.state_type.value) == (True, "COMPLETED")
 
 
+@task(name="flow-parameters")
+def flow_parameters() -> object:
+    return FlowRunContext.get().parameters  # type: ignore[union-attr]
+
+
+def test_tasks_submitted_together_do_not_carry_the_flows_parameters(dask_address: str) -> None:
+    """A Python caller's flow parameters can be a whole dask graph: a block task gets only its own slice."""
+
+    @flow(task_runner=DaskTaskRunner(address=dask_address))
+    def fan_out(graph: list[int]) -> tuple[object, object]:
+        runner = FlowRunContext.get().task_runner  # type: ignore[union-attr]
+        (future,) = submit_many(runner, flow_parameters, [{}])
+        return future.result(), FlowRunContext.get().parameters  # type: ignore[union-attr]
+
+    in_task, in_flow = fan_out(list(range(10_000)))
+
+    assert in_task is None
+    assert in_flow == {"graph": list(range(10_000))}  # the flow's own context keeps them
+
+
 def test_the_engine_still_enters_heartbeats_through_the_function_icefloe_replaces() -> None:
     original = inspect.signature(flows.prefect_internals._send_heartbeats)
     assert list(original.parameters) == ["engine", "join_on_exit"]
