@@ -27,6 +27,11 @@ class Stack:
         response = httpx.get(f"{self.api}/deployments/name/{flow}/{name}")
         return str(response.raise_for_status().json()["id"])
 
+    def automation(self, name: str) -> str | None:
+        """The id of the enabled automation called `name`, once the API has it."""
+        automations = httpx.post(f"{self.api}/automations/filter", json={}, timeout=30).raise_for_status().json()
+        return next((a["id"] for a in automations if a["name"] == name and a["enabled"]), None)
+
     def create_run(self, deployment_id: str, parameters: dict[str, Any]) -> httpx.Response:
         """What `curl -X POST $PREFECT_API_URL/deployments/$ID/create_flow_run -d '{"parameters": ...}'` does,
         retried while the server answers 503 (busy: SQLite on a 2-core machine running the whole stack)."""
@@ -109,6 +114,8 @@ def served_stack(
         )
         start("icefloe", "serve", *schedule, env=env, log=logs / "icefloe-serve.log")
         stack = Stack(api, env, ingest["repo"] if ingest else "", logs)
-        for name in ("write-dataset", "ingest", "backfill"):
+        for name in ("write-dataset", "ingest", "backfill", "validate"):
             wait_for(lambda n=name: stack.deployment_id(n, n), f"deployment {name} served", timeout=180)
+        # serve creates validate's trigger after the deployments: a commit before it exists triggers nothing
+        wait_for(lambda: stack.automation("validate every commit"), "validate's trigger", timeout=60)
         yield stack

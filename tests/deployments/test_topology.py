@@ -68,7 +68,11 @@ def test_a_commit_triggers_a_validate_run_of_its_snapshot_that_completes(stack: 
         runs = [r for r in stack.runs_of(validate) if r["parameters"].get("snapshot") == snapshot]
         return runs[0] if runs and runs[0]["state_type"] in TERMINAL else None
 
-    run = wait_for(validation, "a validate run of the new snapshot", timeout=180)
+    try:
+        run = wait_for(validation, "a validate run of the new snapshot", timeout=180)
+    except TimeoutError as e:  # say what did happen
+        seen = [(r["state_type"], r["parameters"]) for r in stack.runs_of(validate)]
+        raise AssertionError(f"{e}; validate runs: {seen}; logs in {stack.logs}") from e
     assert run["state_type"] == "COMPLETED", stack.log_text(run["id"])
     assert run["parameters"] == {"repo": target, "branch": "main", "snapshot": snapshot}
     assert "chunks present: passed" in stack.log_text(run["id"])
