@@ -216,8 +216,3 @@ def initialize_arrays(group: zarr.Group, resolved: list[ResolvedWrite]) -> None:
 
 def region_bytes(region: Region, itemsize: int) -> int:
     return math.prod(stop - start for start, stop in region) * itemsize
-
-
-def chunk_bytes(resolved: list[ResolvedWrite]) -> int:
-    """The smallest chunk (or shard) the writes write, in bytes."""
-    return min((math.prod(r.unit) * r.dtype.itemsize for r in resolved), default=1)

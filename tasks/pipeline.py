@@ -9,7 +9,7 @@ import time
 
 from icechunk import Session
 
-from tasks.arrays import ResolvedWrite, chunk_bytes, region_bytes
+from tasks.arrays import ResolvedWrite, region_bytes
 from tasks.commit import CommitResult, commit_session
 from tasks.errors import BlockWriteError
 from tasks.kept_forks import KeptForks, run_key
@@ -53,9 +53,7 @@ def write_and_commit(
     merge = ForkMerger(session, {r.path: r.unit for r in resolved})  # each fork as it arrives: the process holds one
     if resolved:  # only metadata and in-memory variables: no cluster needed
         with orchestrator.block_runner(options) as runner:
-            block_bytes = options.block_bytes or runner.sizing.block_bytes(
-                nbytes, runner.threads, chunk_bytes(resolved)
-            )
+            block_bytes = options.block_bytes or runner.sizing.block_bytes(nbytes, runner.threads)
             if kept is not None and options.block_bytes is None:
                 block_bytes = kept.block_bytes(block_bytes)
             jobs = plan_jobs(resolved, block_bytes)

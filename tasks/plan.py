@@ -133,15 +133,9 @@ class BlockSizing:
     largest: int
     per_thread: int
 
-    def block_bytes(self, total_bytes: int, threads: int, chunk_bytes: int) -> int:
-        """`chunk_bytes`: the smallest chunk (or shard) written; a block holds at most MAX_BLOCK_CHUNKS of them."""
+    def block_bytes(self, total_bytes: int, threads: int) -> int:
         share = total_bytes // max(1, threads * self.per_thread)
-        return min(self.largest, max(self.smallest, share), MAX_BLOCK_CHUNKS * chunk_bytes)
-
-
-# A block task's fork gathers a reference per chunk it writes. Measured on 2 process workers with 2.5 KB chunks:
-# blocks of 63,000 chunks wrote 0.75 ms a chunk per worker, blocks of 6,400 (raw store_dask's unit here) 0.55 ms.
-MAX_BLOCK_CHUNKS = 8192
+        return min(self.largest, max(self.smallest, share))
 
 
 # A Prefect task run costs ~0.25 s on its worker (task run, states, events) and a busy worker on a 2-core machine

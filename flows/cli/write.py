@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 from flows.cli.run import Prefect, WriteCall, print_summary, run_write
-from tasks.arrays import chunk_bytes, region_bytes
+from tasks.arrays import region_bytes
 from tasks.callables import CALLABLE_PATTERN
 from tasks.dataset import RegionParameter
 from tasks.errors import InvalidRequestError
@@ -151,7 +151,7 @@ def dry_run(
     total = sum(region_bytes(r.region, r.dtype.itemsize) for r in prepared.resolved)
     threads = os.cpu_count() or 1
     sizing = PREFECT_SIZING if with_prefect else LOCAL_SIZING
-    block_bytes = options.block_bytes or sizing.block_bytes(total, threads, chunk_bytes(prepared.resolved))
+    block_bytes = options.block_bytes or sizing.block_bytes(total, threads)
     where = f"snapshot {prepared.parent_id}" if prepared.parent_id else "a new repository"
     print(f"dry run: {source.kind} -> {target} (branch {keywords['branch']}, from {where})")
     blocks = 0

@@ -17,8 +17,6 @@ from tasks.plan import (
     write_unit,
 )
 
-MIB = 2**20  # a chunk of 1 MiB: the chunk-count cap does not bind
-
 
 @st.composite
 def planning_cases(draw: st.DrawFn) -> tuple:
@@ -129,19 +127,13 @@ def test_empty_region_plans_no_blocks() -> None:
 
 def test_prefect_block_size_gives_each_thread_two_blocks_within_bounds() -> None:
     gib = 2**30
-    assert PREFECT_SIZING.block_bytes(2 * gib, threads=2, chunk_bytes=MIB) == 512 * 2**20
-    assert PREFECT_SIZING.block_bytes(1 * gib, threads=2, chunk_bytes=MIB) == 256 * 2**20
-    assert PREFECT_SIZING.block_bytes(100 * gib, threads=64, chunk_bytes=MIB) == 512 * 2**20  # capped: ~2%
-    assert PREFECT_SIZING.block_bytes(10 * 2**20, threads=8, chunk_bytes=MIB) == 64 * 2**20  # floored: ~0.25 s a task
-
-
-def test_a_block_holds_at_most_8192_chunks_whatever_its_bytes() -> None:
-    """Small chunks: a fork of 63,000 chunks wrote a third slower a chunk than forks of 6,400."""
-    assert PREFECT_SIZING.block_bytes(2**30, threads=2, chunk_bytes=2500) == 8192 * 2500
-    assert LOCAL_SIZING.block_bytes(100 * 2**30, threads=2, chunk_bytes=MIB) == 512 * 2**20
+    assert PREFECT_SIZING.block_bytes(2 * gib, threads=2) == 512 * 2**20
+    assert PREFECT_SIZING.block_bytes(1 * gib, threads=2) == 256 * 2**20
+    assert PREFECT_SIZING.block_bytes(100 * gib, threads=64) == 512 * 2**20  # capped: orchestration is ~2%
+    assert PREFECT_SIZING.block_bytes(10 * 2**20, threads=8) == 64 * 2**20  # floored: a task run costs ~0.25 s
 
 
 def test_local_block_size_keeps_every_thread_busy_even_for_small_writes() -> None:
-    assert LOCAL_SIZING.block_bytes(64 * 2**20, threads=2, chunk_bytes=MIB) == 16 * 2**20
-    assert LOCAL_SIZING.block_bytes(16 * 2**20, threads=2, chunk_bytes=MIB) == 8 * 2**20
-    assert LOCAL_SIZING.block_bytes(100 * 2**30, threads=2, chunk_bytes=MIB) == 512 * 2**20
+    assert LOCAL_SIZING.block_bytes(64 * 2**20, threads=2) == 16 * 2**20
+    assert LOCAL_SIZING.block_bytes(16 * 2**20, threads=2) == 8 * 2**20
+    assert LOCAL_SIZING.block_bytes(100 * 2**30, threads=2) == 512 * 2**20
