@@ -125,6 +125,11 @@ class WriteOptions(BaseModel):
         description="Chunks a block task has in flight at once (zarr's async.concurrency, raised to this in the "
         "processes that write blocks; zarr's own 10 leaves small chunks waiting on storage)",
     )
+    chunk_batch: PositiveInt = Field(
+        16,
+        description="Chunks Zarr encodes and stores as one batch in the processes that write blocks (zarr's "
+        "codec_pipeline.batch_size, 1 by default): measured 0.38-0.41 -> 0.24-0.28 ms per small chunk",
+    )
     manifest_split_chunks: PositiveInt | None = Field(
         None,
         description="Split each array's chunk manifest every this many chunks along its first dimension (Icechunk "

@@ -88,7 +88,14 @@ class WrittenBlock:
 def timed_write(fork: ForkSession, job: BlockJob, options: WriteOptions, attempt: int) -> WrittenBlock:
     started = time.perf_counter()
     written = write_block(
-        fork, job.block, job.unit, job.sources, options.piece_bytes, job.keep, options.chunk_concurrency
+        fork,
+        job.block,
+        job.unit,
+        job.sources,
+        options.piece_bytes,
+        job.keep,
+        options.chunk_concurrency,
+        options.chunk_batch,
     )
     return WrittenBlock(job.block, written, time.perf_counter() - started, attempt)
 
@@ -132,12 +139,15 @@ def computed_parts(source: da.Array, region: Region, unit: tuple[int, ...]) -> l
     return parts
 
 
-def _at_least_chunks_in_flight(chunks: int) -> None:
-    """Zarr writes a piece's chunks `async.concurrency` at a time (10 by default): a small chunk's write is mostly
-    waiting on storage, and at 10 in flight that wait was most of the per-chunk cost. Raised for the whole process
-    (never lowered): a scoped setting would be undone by whichever concurrent block finishes first."""
-    if zarr.config.get("async.concurrency") < chunks:
-        zarr.config.set({"async.concurrency": chunks})
+def _at_least(in_flight: int, batch: int) -> None:
+    """Zarr stores a piece's chunks `async.concurrency` at a time (10 by default; an object store's requests wait on
+    the network) and runs its codecs on `codec_pipeline.batch_size` chunks at a time (1 by default, which left most of
+    a small chunk's cost in per-chunk overhead: 2.5 KB chunks 0.38-0.41 ms each, 0.24-0.28 ms in batches of 16).
+    Raised for the whole process, never lowered: a scoped setting would be undone by whichever concurrent block
+    finishes first."""
+    for key, value in (("async.concurrency", in_flight), ("codec_pipeline.batch_size", batch)):
+        if zarr.config.get(key) < value:
+            zarr.config.set({key: value})
 
 
 def write_block(
@@ -148,6 +158,7 @@ def write_block(
     piece_bytes: int,
     keep: KeptForks | None = None,
     chunk_concurrency: int = 64,
+    chunk_batch: int = 16,
 ) -> ForkSession:
     """Write each source (the block's slice of it) into `block.region` of its array through a copy of `fork`;
     return that copy, kept in `keep` first when given.
@@ -155,7 +166,7 @@ def write_block(
     Each array is written piece by piece, each piece on the grid, so memory stays near `piece_bytes`.
     """
     session = pristine_copy(fork)
-    _at_least_chunks_in_flight(chunk_concurrency)
+    _at_least(chunk_concurrency, chunk_batch)
     try:
         steps: list[tuple[zarr.Array[Any], da.Array, Block]] = []
         for path, source in zip(block.arrays, sources, strict=True):
