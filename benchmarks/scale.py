@@ -27,12 +27,12 @@ import numpy as np
 import zarr
 from distributed import Client, LocalCluster
 
+from benchmarks.store_array_vs_store_dask import icefloe_store_array, raw_store_dask
 from benchmarks.timing import compare
 from flows.fan_out import task_run_bound
 from flows.prefect_api import running_prefect_api
-from flows.store_array import store_array
 from tasks.commit import CommitResult
-from tasks.request import ArraySpec, ArrayWrite, WriteOptions
+from tasks.request import WriteOptions
 
 SMALL_CHUNK = (1, 25, 25)  # 2,500 bytes of float32
 
@@ -48,23 +48,6 @@ def small_chunks_source(chunks: int) -> da.Array:
     return values.astype("float32")
 
 
-def raw_store_dask(path: Path, source: da.Array, chunks: tuple[int, ...], client: Client) -> float:
-    """The raw path; its commit's seconds."""
-    session = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path))).writable_session("main")
-    zarr.open_group(session.store, mode="a").create_array("x", shape=source.shape, chunks=chunks, dtype=source.dtype)
-    target = zarr.open_array(session.fork().store, path="x", mode="r+")
-    with client.as_current():
-        session.merge(icechunk.dask.store_dask(sources=[source], targets=[target]))
-    started = time.perf_counter()
-    session.commit("raw store_dask")
-    return time.perf_counter() - started
-
-
-def icefloe(path: Path, source: da.Array, chunks: tuple[int, ...], options: WriteOptions) -> CommitResult:
-    write = ArrayWrite(source=source, target=ArraySpec(path="x", chunks=chunks))
-    return store_array(repo=str(path), writes=[write], options=options)
-
-
 def small_chunks(args: argparse.Namespace) -> None:
     source = small_chunks_source(args.chunks)
     n = source.size // int(np.prod(SMALL_CHUNK))
@@ -72,12 +55,14 @@ def small_chunks(args: argparse.Namespace) -> None:
     commits: dict[str, list[float]] = {"raw": [], "ours": []}
 
     def ours(path: Path, address: str) -> None:
-        result = icefloe(path, source, SMALL_CHUNK, WriteOptions(dask_address=address, retry_delay_seconds=0))
+        result = icefloe_store_array(
+            path, source, WriteOptions(dask_address=address, retry_delay_seconds=0), SMALL_CHUNK
+        )
         commits["ours"].append(result.committed_at - result.written_at)
 
     with running_prefect_api(), LocalCluster(dashboard_address=None) as cluster, Client(cluster) as client:
         times = compare(
-            raw=lambda p: commits["raw"].append(raw_store_dask(p, source, SMALL_CHUNK, client)),
+            raw=lambda p: commits["raw"].append(raw_store_dask(p, source, client, SMALL_CHUNK)),
             ours=lambda p: ours(p, cluster.scheduler_address),
             repeat=args.repeat,
             workdir=args.workdir,
@@ -103,13 +88,13 @@ def many_blocks(args: argparse.Namespace) -> None:
     ):
         options = WriteOptions(dask_address=cluster.scheduler_address, block_bytes=source.nbytes // args.blocks)
         started = time.perf_counter()
-        result = icefloe(path, source, chunk, options)
+        result = icefloe_store_array(path, source, options, chunk)
         seconds = time.perf_counter() - started
         peak = peak_mb()  # before the raw path runs in this process too
         runs = _task_runs(result)
         bound = options.max_task_runs or task_run_bound(sum(client.nthreads().values()))
         raw = time.perf_counter()
-        raw_store_dask(Path(tempfile.mkdtemp(dir=args.workdir)), source, chunk, client)
+        raw_store_dask(Path(tempfile.mkdtemp(dir=args.workdir)), source, client, chunk)
         raw_seconds = time.perf_counter() - raw
     repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(path)))
     snapshots = len(list(repo.ancestry(branch="main")))

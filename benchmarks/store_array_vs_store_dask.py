@@ -6,6 +6,7 @@ The last line is the ratio of throughputs icefloe/raw; both paths run `--repeat`
 goes first, and the best run of each counts (the machine's noise only ever slows a run down).
 """
 
+import time
 from pathlib import Path
 
 import dask.array as da
@@ -17,6 +18,7 @@ from distributed import Client
 
 from benchmarks.timing import cluster, compare, parser, report
 from flows.store_array import store_array
+from tasks.commit import CommitResult
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 
 CHUNKS = (16, 256, 256)  # 4 MiB of float32 per chunk
@@ -31,22 +33,26 @@ def source_array(gib: float) -> da.Array:
     return (noise + da.sin(ramp * 6.28)[None, None, :]).astype("float32")
 
 
-def raw_store_dask(path: Path, source: da.Array, client: Client) -> None:
+def raw_store_dask(path: Path, source: da.Array, client: Client, chunks: tuple[int, ...] = CHUNKS) -> float:
+    """The raw path into a new repository at `path`; its commit's seconds."""
     repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(path)))
     session = repo.writable_session("main")
     group = zarr.open_group(session.store, mode="a")
-    group.create_array("x", shape=source.shape, chunks=CHUNKS, dtype=source.dtype, fill_value=np.nan)
+    group.create_array("x", shape=source.shape, chunks=chunks, dtype=source.dtype, fill_value=np.nan)
     fork = session.fork()
     target = zarr.open_array(fork.store, path="x", mode="r+")
     with client.as_current():
         session.merge(icechunk.dask.store_dask(sources=[source], targets=[target]))
+    started = time.perf_counter()
     session.commit("raw store_dask")
+    return time.perf_counter() - started
 
 
-def icefloe_store_array(path: Path, source: da.Array, address: str, block_bytes: int | None) -> None:
-    spec = ArraySpec(path="x", chunks=CHUNKS, fill_value=float("nan"))
-    options = WriteOptions(dask_address=address, block_bytes=block_bytes)
-    store_array(repo=str(path), writes=[ArrayWrite(source=source, target=spec)], options=options)
+def icefloe_store_array(
+    path: Path, source: da.Array, options: WriteOptions, chunks: tuple[int, ...] = CHUNKS
+) -> CommitResult:
+    spec = ArraySpec(path="x", chunks=chunks, fill_value=float("nan"))
+    return store_array(repo=str(path), writes=[ArrayWrite(source=source, target=spec)], options=options)
 
 
 def main() -> None:
@@ -60,9 +66,10 @@ def main() -> None:
     nbytes = source.nbytes
     print(f"source: {source.shape} float32, {nbytes / 2**30:.2f} GiB, chunks {CHUNKS}")
     with cluster() as (local, client):
+        options = WriteOptions(dask_address=local.scheduler_address, block_bytes=block_bytes)
         times = compare(
             raw=lambda p: raw_store_dask(p, source, client),
-            ours=lambda p: icefloe_store_array(p, source, local.scheduler_address, block_bytes),
+            ours=lambda p: icefloe_store_array(p, source, options),
             repeat=args.repeat,
             workdir=args.workdir,
         )

@@ -14,7 +14,7 @@ from distributed import Client, LocalCluster
 from flows.prefect_api import running_prefect_api
 
 
-def timed(run: Callable[[Path], None], workdir: Path) -> float:
+def timed(run: Callable[[Path], object], workdir: Path) -> float:
     target = Path(tempfile.mkdtemp(dir=workdir))
     os.sync()  # start each run with no dirty pages left by the one before
     started = time.perf_counter()
@@ -25,7 +25,7 @@ def timed(run: Callable[[Path], None], workdir: Path) -> float:
 
 
 def compare(
-    raw: Callable[[Path], None], ours: Callable[[Path], None], repeat: int, workdir: Path
+    raw: Callable[[Path], object], ours: Callable[[Path], object], repeat: int, workdir: Path
 ) -> dict[str, list[float]]:
     """Run both `repeat` times, alternating who goes first; seconds per run."""
     runs = {"raw": raw, "ours": ours}

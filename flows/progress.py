@@ -18,7 +18,7 @@ UPDATE_SECONDS = 1.0
 
 
 class BlockProgress:
-    """Counts finished blocks; call `advance` once per block, written or failed."""
+    """Counts finished blocks; call `advance` with the blocks each finished task run held, written or failed."""
 
     def __init__(
         self,

@@ -54,8 +54,9 @@ class ThreadBlockRunner:
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="icefloe-block")
         try:
             with self.progress(len(jobs)) as progress:
-                write = write_block_retrying
-                futures: dict[Future[WrittenBlock], BlockJob] = {pool.submit(write, fork, j, options): j for j in jobs}
+                futures: dict[Future[WrittenBlock], BlockJob] = {
+                    pool.submit(write_block_retrying, fork, j, options): j for j in jobs
+                }
                 for done in as_completed(futures):
                     job = futures[done]
                     try:
@@ -110,8 +111,10 @@ class DaskBlockRunner:
 
         def submit(some: list[list[BlockJob]]) -> list[SubmittedBatch]:
             # a unique key: a resubmitted block is a new task
-            write = write_block_retrying
-            return [_DaskBlock(self.client.submit(write, fork, j, options, key=f"write-{uuid4()}")) for (j,) in some]
+            return [
+                _DaskBlock(self.client.submit(write_block_retrying, fork, j, options, key=f"write-{uuid4()}"))
+                for (j,) in some
+            ]
 
         with self.progress(len(jobs)) as progress:
             collect_forks(self.client, [[j] for j in jobs], submit, merge, progress, options.retries, self.logger)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from icechunk import Session
 
 from tasks.errors import OverlappingWritesError
-from tasks.plan import Block
+from tasks.plan import Block, chunk_ranges
 from tasks.write import WrittenBlock
 
 
@@ -40,9 +40,9 @@ def check_fork(written: WrittenBlock, units: dict[str, tuple[int, ...]]) -> dict
                 f"block {block.name} wrote chunk {tuple(index)} of '{array}', outside its own arrays; "
                 "nothing was committed"
             )
-        cells = [(start // u, -(-stop // u)) for (start, stop), u in zip(block.region, units[array], strict=True)]
+        cells = chunk_ranges(block.region, units[array])
         for index in indices:
-            if not all(lo <= i < hi for i, (lo, hi) in zip(index, cells, strict=True)):
+            if not all(i in r for i, r in zip(index, cells, strict=True)):
                 raise OverlappingWritesError(
                     f"block {block.name} wrote chunk {tuple(index)} of '{array}', outside its own region; "
                     "nothing was committed"

@@ -3,9 +3,8 @@
 A run (initialize -> plan -> fork -> write blocks, merging each as it arrives -> commit -> report) is the same
 whether Prefect orchestrates it (a flow with a task run per stage and per block or batch of blocks, a target lock
 held through the Prefect API, run logs, artifacts and an event) or the `icefloe` command runs it alone, without a
-Prefect API. The orchestrator
-supplies what differs: a logger, the target lock, how a stage runs, a cluster that writes blocks, who to name in the
-commit's metadata, and where the run's report goes.
+Prefect API. The orchestrator supplies what differs: a logger, the target lock, how a stage runs, a cluster that
+writes blocks, who to name in the commit's metadata, and where the run's report goes.
 """
 
 import logging

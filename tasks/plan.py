@@ -175,7 +175,12 @@ def relative_slices(inner: Region, outer: Region) -> tuple[slice, ...]:
     )
 
 
+def chunk_ranges(region: Region, chunks: tuple[int, ...]) -> list[range]:
+    """Per dimension, the indices of the grid cells (chunks, or shards: Icechunk stores a shard as one chunk) a
+    region touches."""
+    return [range(start // c, -(-stop // c)) for (start, stop), c in zip(region, chunks, strict=True)]
+
+
 def chunks_of(region: Region, chunks: tuple[int, ...]) -> set[tuple[int, ...]]:
-    """Indices of the grid cells (chunks, or shards: Icechunk stores a shard as one chunk) a region touches."""
-    ranges = [range(start // c, -(-stop // c)) for (start, stop), c in zip(region, chunks, strict=True)]
-    return set(itertools.product(*ranges))
+    """Indices of the grid cells a region touches."""
+    return set(itertools.product(*chunk_ranges(region, chunks)))
