@@ -28,7 +28,7 @@ import zarr
 from distributed import Client, LocalCluster
 
 from benchmarks.store_array_vs_store_dask import icefloe_store_array, raw_store_dask
-from benchmarks.timing import compare
+from benchmarks.timing import compare, fresh_workers
 from flows.fan_out import task_run_bound
 from flows.prefect_api import running_prefect_api
 from tasks.commit import CommitResult
@@ -66,6 +66,7 @@ def small_chunks(args: argparse.Namespace) -> None:
             ours=lambda p: ours(p, cluster.scheduler_address),
             repeat=args.repeat,
             workdir=args.workdir,
+            before=lambda: fresh_workers(client),
         )
     for name, label in (("raw", "raw store_dask"), ("ours", "icefloe store_array")):
         best = min(times[name])

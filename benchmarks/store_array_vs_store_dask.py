@@ -16,7 +16,7 @@ import numpy as np
 import zarr
 from distributed import Client
 
-from benchmarks.timing import cluster, compare, parser, report
+from benchmarks.timing import cluster, compare, fresh_workers, parser, report
 from flows.store_array import store_array
 from tasks.commit import CommitResult
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
@@ -72,6 +72,7 @@ def main() -> None:
             ours=lambda p: icefloe_store_array(p, source, options),
             repeat=args.repeat,
             workdir=args.workdir,
+            before=lambda: fresh_workers(client),
         )
     report(times, nbytes, "raw store_dask", "icefloe store_array")
 

@@ -1,6 +1,7 @@
 """Timing two write paths fairly on one machine: fresh target per run, alternating order, best run of each."""
 
 import argparse
+import importlib
 import os
 import shutil
 import tempfile
@@ -25,15 +26,35 @@ def timed(run: Callable[[Path], object], workdir: Path) -> float:
 
 
 def compare(
-    raw: Callable[[Path], object], ours: Callable[[Path], object], repeat: int, workdir: Path
+    raw: Callable[[Path], object],
+    ours: Callable[[Path], object],
+    repeat: int,
+    workdir: Path,
+    before: Callable[[], object] = lambda: None,
 ) -> dict[str, list[float]]:
-    """Run both `repeat` times, alternating who goes first; seconds per run."""
+    """Run both `repeat` times, alternating who goes first, `before` each run off the clock; seconds per run."""
     runs = {"raw": raw, "ours": ours}
     times: dict[str, list[float]] = {"raw": [], "ours": []}
     for i in range(repeat):
         for name in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):
+            before()
             times[name].append(timed(runs[name], workdir))
     return times
+
+
+WORKER_MODULES = ("icechunk", "icechunk.dask", "zarr", "xarray", "prefect", "tasks.block_task", "tasks.write")
+
+
+def _import(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+def fresh_workers(client: Client) -> None:
+    """New worker processes, with both paths' modules imported: icefloe's block tasks raise Zarr's settings in the
+    process they run in, and a raw run after them must not inherit that; imports are not what is compared."""
+    client.restart(timeout=300, wait_for_workers=True)  # restarts here took over 120 s once
+    client.run(_import, WORKER_MODULES)
 
 
 def report(times: dict[str, list[float]], nbytes: float, raw_name: str, our_name: str) -> None:

@@ -14,7 +14,7 @@ import icechunk
 import icechunk.xarray
 from distributed import Client
 
-from benchmarks.timing import cluster, compare, parser, report
+from benchmarks.timing import cluster, compare, fresh_workers, parser, report
 from flows.write_dataset import write_dataset
 from tasks.request import WriteOptions
 from tasks.sources import SyntheticDataset
@@ -65,6 +65,7 @@ def main() -> None:
             ours=lambda p: icefloe_write_dataset(p, model, local.scheduler_address),
             repeat=args.repeat,
             workdir=args.workdir,
+            before=lambda: fresh_workers(client),
         )
     report(times, nbytes, "raw to_icechunk", "icefloe write_dataset")
 

@@ -20,6 +20,7 @@ from tasks.errors import BlockWriteError, InvalidRequestError
 from tasks.kept_forks import KeptForks
 from tasks.plan import Block, Region, plan_blocks, relative_slices
 from tasks.request import WriteOptions
+from tasks.zarr_settings import open_for_writing, raise_chunks_in_flight
 
 
 @dataclass(frozen=True)
@@ -87,16 +88,7 @@ class WrittenBlock:
 
 def timed_write(fork: ForkSession, job: BlockJob, options: WriteOptions, attempt: int) -> WrittenBlock:
     started = time.perf_counter()
-    written = write_block(
-        fork,
-        job.block,
-        job.unit,
-        job.sources,
-        options.piece_bytes,
-        job.keep,
-        options.chunk_concurrency,
-        options.chunk_batch,
-    )
+    written = write_block(fork, job.block, job.unit, job.sources, options, job.keep)
     return WrittenBlock(job.block, written, time.perf_counter() - started, attempt)
 
 
@@ -139,40 +131,28 @@ def computed_parts(source: da.Array, region: Region, unit: tuple[int, ...]) -> l
     return parts
 
 
-def _at_least(in_flight: int, batch: int) -> None:
-    """Zarr stores a piece's chunks `async.concurrency` at a time (10 by default; an object store's requests wait on
-    the network) and runs its codecs on `codec_pipeline.batch_size` chunks at a time (1 by default, which left most of
-    a small chunk's cost in per-chunk overhead: 2.5 KB chunks 0.38-0.41 ms each, 0.24-0.28 ms in batches of 16).
-    Raised for the whole process, never lowered: a scoped setting would be undone by whichever concurrent block
-    finishes first."""
-    for key, value in (("async.concurrency", in_flight), ("codec_pipeline.batch_size", batch)):
-        if zarr.config.get(key) < value:
-            zarr.config.set({key: value})
-
-
 def write_block(
     fork: ForkSession,
     block: Block,
     unit: tuple[int, ...],
     sources: tuple[da.Array, ...],
-    piece_bytes: int,
+    options: WriteOptions,
     keep: KeptForks | None = None,
-    chunk_concurrency: int = 64,
-    chunk_batch: int = 16,
 ) -> ForkSession:
     """Write each source (the block's slice of it) into `block.region` of its array through a copy of `fork`;
     return that copy, kept in `keep` first when given.
 
-    Each array is written piece by piece, each piece on the grid, so memory stays near `piece_bytes`.
+    Each array is written piece by piece, each piece on the grid, so memory stays near `options.piece_bytes`.
     """
     session = pristine_copy(fork)
-    _at_least(chunk_concurrency, chunk_batch)
+    if options.chunk_concurrency is not None:
+        raise_chunks_in_flight(options.chunk_concurrency)
     try:
         steps: list[tuple[zarr.Array[Any], da.Array, Block]] = []
         for path, source in zip(block.arrays, sources, strict=True):
-            array = zarr.open_array(session.store, path=path, mode="r+")
+            array = open_for_writing(session.store, path, options.codec_pipeline)
             shape, itemsize = tuple(array.shape), array.dtype.itemsize
-            pieces = plan_blocks((path,), shape, unit, itemsize, piece_bytes, block.region)
+            pieces = plan_blocks((path,), shape, unit, itemsize, options.piece_bytes, block.region)
             steps.extend((array, source[relative_slices(p.region, block.region)], p) for p in pieces)
 
         def compute(i: int) -> list[Part]:

@@ -75,7 +75,7 @@ def test_manifests_split_every_n_chunks_when_asked_and_the_data_is_the_same(tmp_
     assert 8 not in manifests[2]
 
 
-def test_block_tasks_raise_zarrs_chunks_in_flight_and_batch_to_at_least_what_the_run_asks(tmp_path: Path) -> None:
+def test_block_tasks_raise_zarrs_chunks_in_flight_to_at_least_what_the_run_asks(tmp_path: Path) -> None:
     import icechunk
 
     from tasks.plan import Block
@@ -86,9 +86,8 @@ def test_block_tasks_raise_zarrs_chunks_in_flight_and_batch_to_at_least_what_the
     sources = (sample((20,), "float64", (10,)),)
 
     block = Block(("x",), ((0, 20),))
-    written = write_block(session.fork(), block, (10,), sources, 800, chunk_concurrency=77, chunk_batch=33)
+    written = write_block(session.fork(), block, (10,), sources, WriteOptions(piece_bytes=800, chunk_concurrency=77))
 
     assert zarr.config.get("async.concurrency") >= 77
-    assert zarr.config.get("codec_pipeline.batch_size") >= 33
     session.merge(written)
     np.testing.assert_array_equal(zarr.open_array(session.store, path="x")[...], sources[0].compute())

@@ -11,6 +11,7 @@ import zarr
 
 from tasks.dataset import initialize_dataset
 from tasks.errors import BlockWriteError
+from tasks.request import WriteOptions
 from tasks.sources import NetCDFSource, SyntheticDataset
 from tasks.write import BlockJob, plan_jobs, write_block
 from tests.sources import netcdf_files
@@ -49,7 +50,7 @@ def test_each_block_opens_only_the_files_of_its_region(tmp_path: Path) -> None:
             if other != own:
                 other.rename(hidden / other.name)
         job: BlockJob = pickle.loads(payload)
-        forks.append(write_block(session.fork(), job.block, job.unit, job.sources, piece_bytes=2**20))
+        forks.append(write_block(session.fork(), job.block, job.unit, job.sources, WriteOptions(piece_bytes=2**20)))
         for moved in hidden.iterdir():
             moved.rename(tmp_path / "files" / moved.name)
 
@@ -67,5 +68,5 @@ def test_a_block_whose_own_file_is_missing_fails(tmp_path: Path) -> None:
 
     job: BlockJob = pickle.loads(payload)
     with pytest.raises(BlockWriteError, match=r"part-00012\.nc"):
-        write_block(session.fork(), job.block, job.unit, job.sources, piece_bytes=2**20)
+        write_block(session.fork(), job.block, job.unit, job.sources, WriteOptions(piece_bytes=2**20))
     assert np.isnan(zarr.open_array(session.store, path="t2m")[12:24]).all()

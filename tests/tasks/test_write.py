@@ -10,6 +10,7 @@ import zarr
 from tasks.block_slices import SourceBlocks
 from tasks.errors import BlockWriteError
 from tasks.plan import Block, Region, plan_blocks, relative_slices
+from tasks.request import WriteOptions
 from tasks.write import computed_parts, write_block
 
 
@@ -29,7 +30,7 @@ def test_write_block_never_changes_the_fork_it_was_given(fork_with_array: tuple)
     _, fork = fork_with_array
     block = Block(("x",), ((0, 20), (0, 40)))
 
-    written = write_block(fork, block, (10, 10), (da.ones((20, 40), chunks=10),), piece_bytes=800)
+    written = write_block(fork, block, (10, 10), (da.ones((20, 40), chunks=10),), WriteOptions(piece_bytes=800))
 
     assert fork.status().updated_chunks == {}
     assert sorted(map(tuple, written.status().updated_chunks["/x"])) == [(i, j) for i in range(2) for j in range(4)]
@@ -39,7 +40,7 @@ def test_written_fork_merges_into_the_session(fork_with_array: tuple) -> None:
     session, fork = fork_with_array
     source = da.from_array(np.arange(1600.0).reshape(40, 40), chunks=(13, 40))
     forks = [
-        write_block(fork, b, (10, 10), block_sources([source], ((0, 40), (0, 40)), b), piece_bytes=800)
+        write_block(fork, b, (10, 10), block_sources([source], ((0, 40), (0, 40)), b), WriteOptions(piece_bytes=800))
         for b in plan_blocks(("x",), (40, 40), (10, 10), 8, 3200)
     ]
 
@@ -56,7 +57,9 @@ def test_one_block_writes_every_array_of_its_region(fork_with_array: tuple) -> N
     y = da.from_array(np.arange(1600, dtype="i4").reshape(40, 40), chunks=(40, 7))
     block = Block(("x", "y"), ((10, 35), (0, 40)))  # 35: a region may stop inside a chunk
 
-    written = write_block(fork, block, (10, 10), block_sources([x, y], ((0, 40), (0, 40)), block), piece_bytes=800)
+    written = write_block(
+        fork, block, (10, 10), block_sources([x, y], ((0, 40), (0, 40)), block), WriteOptions(piece_bytes=800)
+    )
 
     session.merge(written)
     np.testing.assert_array_equal(zarr.open_array(session.store, path="x")[10:35], x[10:35].compute())
@@ -70,7 +73,7 @@ def test_a_failing_source_names_the_block(fork_with_array: tuple) -> None:
     broken = da.from_delayed(_raise(), shape=(10, 10), dtype="f8")
 
     with pytest.raises(BlockWriteError, match=r"writing block x\[0:10, 0:10\] failed: OSError: disk on fire"):
-        write_block(fork, Block(("x",), ((0, 10), (0, 10))), (10, 10), (broken,), piece_bytes=800)
+        write_block(fork, Block(("x",), ((0, 10), (0, 10))), (10, 10), (broken,), WriteOptions(piece_bytes=800))
 
 
 def _raise() -> object:
