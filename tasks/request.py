@@ -106,9 +106,6 @@ class ArrayWrite(BaseModel):
         return self.target if isinstance(self.target, str) else self.target.path
 
 
-type CodecPipeline = Literal["fused", "batched"]
-
-
 class WriteOptions(BaseModel):
     """How a write runs: block size, retries, commit rebases and the Dask cluster."""
 
@@ -129,11 +126,11 @@ class WriteOptions(BaseModel):
         "processes that write blocks); default: Zarr's own (10). More only pays where each request waits on the "
         "network: on local storage 64 made small chunks 15% slower",
     )
-    codec_pipeline: CodecPipeline = Field(
-        "batched",
-        description="Zarr codec pipeline block tasks write through: 'batched' (Zarr's default) or 'fused' (Zarr's "
-        "synchronous one, opt-in in Zarr: a sixth cheaper per small chunk where the writes were precomputed "
-        "values, no different in block tasks on 2 busy cores)",
+    fused_codec_pipeline: bool = Field(
+        False,
+        description="Block tasks write through Zarr's synchronous codec pipeline (opt-in in Zarr: a sixth cheaper "
+        "per small chunk where the writes were precomputed values, no different in block tasks on 2 busy cores); "
+        "default: whichever pipeline Zarr is configured with",
     )
     manifest_split_chunks: PositiveInt | None = Field(
         None,

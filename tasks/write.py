@@ -150,7 +150,7 @@ def write_block(
     try:
         steps: list[tuple[zarr.Array[Any], da.Array, Block]] = []
         for path, source in zip(block.arrays, sources, strict=True):
-            array = open_for_writing(session.store, path, options.codec_pipeline)
+            array = open_for_writing(session.store, path, options.fused_codec_pipeline)
             shape, itemsize = tuple(array.shape), array.dtype.itemsize
             pieces = plan_blocks((path,), shape, unit, itemsize, options.piece_bytes, block.region)
             steps.extend((array, source[relative_slices(p.region, block.region)], p) for p in pieces)

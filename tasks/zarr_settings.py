@@ -6,12 +6,7 @@ from typing import Any
 import zarr
 from zarr.abc.store import Store
 
-from tasks.request import CodecPipeline
-
-PIPELINES: dict[CodecPipeline, str] = {
-    "fused": "zarr.core.codec_pipeline.FusedCodecPipeline",
-    "batched": "zarr.core.codec_pipeline.BatchedCodecPipeline",
-}
+FUSED_PIPELINE = "zarr.core.codec_pipeline.FusedCodecPipeline"
 
 _opening = threading.Lock()  # concurrent scoped settings would restore each other's values out of order
 
@@ -24,12 +19,14 @@ def raise_chunks_in_flight(in_flight: int) -> None:
         zarr.config.set({"async.concurrency": in_flight})
 
 
-def open_for_writing(store: Store, path: str, pipeline: CodecPipeline) -> zarr.Array[Any]:
-    """The array at `path`, encoding and storing through `pipeline`.
+def open_for_writing(store: Store, path: str, fused: bool) -> zarr.Array[Any]:
+    """The array at `path`; with `fused`, encoding and storing through Zarr's synchronous pipeline (opt-in in Zarr:
+    no coroutine per chunk; the same bytes stored), else through whichever pipeline Zarr is configured with.
 
     Zarr binds an array's codec pipeline when it opens the array, so the setting is scoped to the opening and
-    nothing else in the process sees it. "fused" is Zarr's synchronous pipeline (opt-in in Zarr: no coroutine per
-    chunk); it stores the same bytes.
+    nothing else in the process sees it.
     """
-    with _opening, zarr.config.set({"codec_pipeline.path": PIPELINES[pipeline]}):
+    if not fused:
+        return zarr.open_array(store, path=path, mode="r+")
+    with _opening, zarr.config.set({"codec_pipeline.path": FUSED_PIPELINE}):
         return zarr.open_array(store, path=path, mode="r+")

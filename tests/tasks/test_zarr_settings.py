@@ -39,7 +39,7 @@ def test_the_fused_pipeline_stores_the_same_bytes_as_zarrs_default(tmp_path: Pat
     forks = {}
     for pipeline, kind in (("fused", FusedCodecPipeline), ("batched", BatchedCodecPipeline)):
         fork = session.fork()
-        array = open_for_writing(fork.store, "x", pipeline)
+        array = open_for_writing(fork.store, "x", fused=pipeline == "fused")
         assert type(array._async_array.codec_pipeline) is kind
         assert zarr.config.get("codec_pipeline.path") == default  # the setting was scoped to the opening
         array[...] = values
@@ -51,6 +51,6 @@ def test_the_fused_pipeline_stores_the_same_bytes_as_zarrs_default(tmp_path: Pat
     np.testing.assert_array_equal(zarr.open_array(forks["fused"].store, path="x")[...], values)
 
 
-def test_an_unknown_codec_pipeline_is_refused() -> None:
-    with pytest.raises(pydantic.ValidationError, match="codec_pipeline"):
-        WriteOptions(codec_pipeline="threaded")  # type: ignore[arg-type]
+def test_a_codec_pipeline_option_that_is_not_a_yes_or_no_is_refused() -> None:
+    with pytest.raises(pydantic.ValidationError, match="fused_codec_pipeline"):
+        WriteOptions(fused_codec_pipeline="threaded")  # type: ignore[arg-type]
