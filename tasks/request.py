@@ -126,12 +126,6 @@ class WriteOptions(BaseModel):
         "processes that write blocks); default: Zarr's own (10). More only pays where each request waits on the "
         "network: on local storage 64 made small chunks 15% slower",
     )
-    fused_codec_pipeline: bool = Field(
-        False,
-        description="Block tasks write through Zarr's synchronous codec pipeline (opt-in in Zarr: a sixth cheaper "
-        "per small chunk where the writes were precomputed values, no different in block tasks on 2 busy cores); "
-        "default: whichever pipeline Zarr is configured with",
-    )
     manifest_split_chunks: PositiveInt | None = Field(
         None,
         description="Split each array's chunk manifest every this many chunks along its first dimension (Icechunk "

@@ -20,7 +20,8 @@ from tasks.errors import BlockWriteError, InvalidRequestError
 from tasks.kept_forks import KeptForks
 from tasks.plan import Block, Region, plan_blocks, relative_slices
 from tasks.request import WriteOptions
-from tasks.zarr_settings import open_for_writing, raise_chunks_in_flight
+from tasks.whole_chunks import Part, WholeChunkWriter
+from tasks.zarr_settings import raise_chunks_in_flight
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,6 @@ def pristine_copy(fork: ForkSession) -> ForkSession:
     return copy
 
 
-type Part = tuple[tuple[slice, ...], np.ndarray]
-
-
 def computed_parts(source: da.Array, region: Region, unit: tuple[int, ...]) -> list[Part]:
     """The values of `source`, which fills `region`, with the array slices they go to.
 
@@ -131,6 +129,17 @@ def computed_parts(source: da.Array, region: Region, unit: tuple[int, ...]) -> l
     return parts
 
 
+def store_parts(array: zarr.Array[Any], writer: WholeChunkWriter | None, parts: list[Part]) -> None:
+    """Parts that are whole chunks through `writer`; the others (a region's partial chunks, every part of an array
+    without a writer) through Zarr, which merges them with what the chunk holds."""
+    whole = [part for part in parts if writer is not None and writer.covers(part[0])]
+    if writer is not None and whole:
+        writer.write(whole)
+    for slices, values in parts:
+        if writer is None or not writer.covers(slices):
+            array[slices] = values
+
+
 def write_block(
     fork: ForkSession,
     block: Block,
@@ -148,26 +157,26 @@ def write_block(
     if options.chunk_concurrency is not None:
         raise_chunks_in_flight(options.chunk_concurrency)
     try:
-        steps: list[tuple[zarr.Array[Any], da.Array, Block]] = []
+        steps: list[tuple[zarr.Array[Any], WholeChunkWriter | None, da.Array, Block]] = []
         for path, source in zip(block.arrays, sources, strict=True):
-            array = open_for_writing(session.store, path, options.fused_codec_pipeline)
+            array = zarr.open_array(session.store, path=path, mode="r+")
+            writer = WholeChunkWriter.of(array)
             shape, itemsize = tuple(array.shape), array.dtype.itemsize
             pieces = plan_blocks((path,), shape, unit, itemsize, options.piece_bytes, block.region)
-            steps.extend((array, source[relative_slices(p.region, block.region)], p) for p in pieces)
+            steps.extend((array, writer, source[relative_slices(p.region, block.region)], p) for p in pieces)
 
         def compute(i: int) -> list[Part]:
-            _, source, piece = steps[i]
+            _, _, source, piece = steps[i]
             return computed_parts(source, piece.region, unit)
 
-        # Compute the next piece while Zarr encodes and stores this one: source and storage overlap.
+        # Compute the next piece while this one is encoded and stored: source and storage overlap.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="icefloe-compute") as pool:
             upcoming = pool.submit(compute, 0) if steps else None
-            for i, (array, _, _) in enumerate(steps):
+            for i, (array, writer, _, _) in enumerate(steps):
                 assert upcoming is not None
                 parts = upcoming.result()
                 upcoming = pool.submit(compute, i + 1) if i + 1 < len(steps) else None
-                for slices, values in parts:
-                    array[slices] = values
+                store_parts(array, writer, parts)
         if keep is not None:
             keep.save_block(block, session)
     except InvalidRequestError:

@@ -1,0 +1,112 @@
+"""Whole chunks stored without Zarr's per-chunk coroutines.
+
+Zarr writes every chunk through a few coroutines and event-loop round trips; for small chunks those cost more than
+encoding and storing them. Here each chunk goes through Zarr's own single-chunk write (`merge_and_encode_chunk`: the
+same merge with the fill value at the array's edge, the same empty-chunk rule, the same codecs) in a plain loop, and
+the encoded chunks are stored together, `async.concurrency` at a time, as Zarr stores them.
+
+This is the one module that uses Zarr's private codec API; `tests/tasks/test_whole_chunks.py` holds it to the bytes
+Zarr itself stores and fails loudly when an upgrade of Zarr changes it.
+"""
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.abc.codec import Codec
+from zarr.core.array_spec import ArraySpec
+from zarr.core.buffer import Buffer, default_buffer_prototype
+from zarr.core.chunk_utils import ChunkTransform, evolve_codecs, merge_and_encode_chunk
+from zarr.core.metadata.v3 import ArrayV3Metadata, RegularChunkGridMetadata
+from zarr.storage import StorePath
+
+type Part = tuple[tuple[slice, ...], np.ndarray]
+
+
+@dataclass(frozen=True)
+class WholeChunkWriter:
+    """Stores parts of `array` that are whole chunks (each starts on the grid and ends on it or at the edge)."""
+
+    array: zarr.Array[Any]
+    metadata: ArrayV3Metadata
+    transform: ChunkTransform
+    spec: ArraySpec
+
+    @classmethod
+    def of(cls, array: zarr.Array[Any]) -> "WholeChunkWriter | None":
+        """A writer for `array`, or None where Zarr's own path must write: sharded arrays (a stored object holds
+        many chunks), irregular grids, and codecs that have no synchronous form."""
+        metadata = array.metadata
+        if (
+            not isinstance(metadata, ArrayV3Metadata)
+            or not isinstance(metadata.chunk_grid, RegularChunkGridMetadata)
+            or array.shards is not None
+        ):
+            return None
+        spec = ArraySpec(
+            shape=array.chunks,
+            dtype=metadata.data_type,
+            fill_value=metadata.fill_value,
+            config=array.config,
+            prototype=default_buffer_prototype(),
+        )
+        codecs: Sequence[Codec] = metadata.codecs
+        try:
+            transform = ChunkTransform(codecs=evolve_codecs(codecs, spec))
+        except TypeError:  # a codec without a synchronous encoder
+            return None
+        return cls(array, metadata, transform, spec)
+
+    def covers(self, slices: tuple[slice, ...]) -> bool:
+        """Whether `slices` (steps of 1) are whole chunks of the array."""
+        return all(
+            s.start % c == 0 and (s.stop % c == 0 or s.stop == n)
+            for s, c, n in zip(slices, self.array.chunks, self.array.shape, strict=True)
+        )
+
+    def write(self, parts: list[Part]) -> None:
+        """Encode every chunk of `parts` (each covered: see `covers`), then store them all."""
+        encoded = [item for slices, values in parts for item in self._encoded(slices, values)]
+        asyncio.run(_store(encoded, zarr.config.get("async.concurrency")))
+
+    def _encoded(self, slices: tuple[slice, ...], values: np.ndarray) -> list[tuple[StorePath, Buffer | None]]:
+        dtype = self.spec.dtype.to_native_dtype()
+        if values.dtype != dtype:
+            values = values.astype(dtype, order="A")  # as Zarr casts what it is given
+        value = self.spec.prototype.nd_buffer.from_numpy_array(values)
+        chunk_ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(slices, self.array.chunks, strict=True)]
+        result = []
+        for coords in itertools.product(*chunk_ranges):
+            # Where the chunk lies in `values`, and how much of the chunk it fills (less only at the array's edge).
+            start = [i * c for i, c in zip(coords, self.array.chunks, strict=True)]
+            stop = [min(a + c, n) for a, c, n in zip(start, self.array.chunks, self.array.shape, strict=True)]
+            out_selection = tuple(slice(a - s.start, b - s.start) for a, b, s in zip(start, stop, slices, strict=True))
+            chunk_selection = tuple(slice(0, b - a) for a, b in zip(start, stop, strict=True))
+            data = merge_and_encode_chunk(
+                None,
+                value,
+                chunk_spec=self.spec,
+                chunk_selection=chunk_selection,
+                out_selection=out_selection,
+                is_complete=True,
+                drop_axes=(),
+                decode=self.transform.decode_chunk,
+                encode=self.transform.encode_chunk,
+            )
+            result.append((self.array.store_path / self.metadata.encode_chunk_key(coords), data))
+        return result
+
+
+async def _store(chunks: list[tuple[StorePath, Buffer | None]], in_flight: int) -> None:
+    """Each chunk set, or deleted where it came out empty (None: Zarr's rule), `in_flight` at a time."""
+    slots = asyncio.Semaphore(in_flight)
+
+    async def store_one(path: StorePath, data: Buffer | None) -> None:
+        async with slots:
+            await (path.delete() if data is None else path.set(data))
+
+    await asyncio.gather(*(store_one(path, data) for path, data in chunks))
