@@ -11,7 +11,7 @@ Zarr itself stores and fails loudly when an upgrade of Zarr changes it.
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,17 +69,33 @@ class WholeChunkWriter:
         )
 
     def write(self, parts: list[Part]) -> None:
-        """Encode every chunk of `parts` (each covered: see `covers`), then store them all."""
-        encoded = [item for slices, values in parts for item in self._encoded(slices, values)]
-        asyncio.run(_store(encoded, zarr.config.get("async.concurrency")))
+        """Store every chunk of `parts` (each covered: see `covers`)."""
+        asyncio.run(self._store(parts, zarr.config.get("async.concurrency")))
 
-    def _encoded(self, slices: tuple[slice, ...], values: np.ndarray) -> list[tuple[StorePath, Buffer | None]]:
+    async def _store(self, parts: list[Part], in_flight: int) -> None:
+        """Each chunk stored (or deleted where it came out empty: Zarr's rule) as soon as it is encoded, at most
+        `in_flight` at a time: encoding overlaps storing, and encoded chunks never pile up."""
+        slots = asyncio.Semaphore(in_flight)
+
+        async def store(path: StorePath, data: Buffer | None) -> None:
+            try:
+                await (path.delete() if data is None else path.set(data))
+            finally:
+                slots.release()
+
+        stores = []
+        for slices, values in parts:
+            for path, data in self._encoded(slices, values):
+                await slots.acquire()
+                stores.append(asyncio.ensure_future(store(path, data)))
+        await asyncio.gather(*stores)
+
+    def _encoded(self, slices: tuple[slice, ...], values: np.ndarray) -> Iterator[tuple[StorePath, Buffer | None]]:
         dtype = self.spec.dtype.to_native_dtype()
         if values.dtype != dtype:
             values = values.astype(dtype, order="A")  # as Zarr casts what it is given
         value = self.spec.prototype.nd_buffer.from_numpy_array(values)
         chunk_ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(slices, self.array.chunks, strict=True)]
-        result = []
         for coords in itertools.product(*chunk_ranges):
             # Where the chunk lies in `values`, and how much of the chunk it fills (less only at the array's edge).
             start = [i * c for i, c in zip(coords, self.array.chunks, strict=True)]
@@ -97,16 +113,4 @@ class WholeChunkWriter:
                 decode=self.transform.decode_chunk,
                 encode=self.transform.encode_chunk,
             )
-            result.append((self.array.store_path / self.metadata.encode_chunk_key(coords), data))
-        return result
-
-
-async def _store(chunks: list[tuple[StorePath, Buffer | None]], in_flight: int) -> None:
-    """Each chunk set, or deleted where it came out empty (None: Zarr's rule), `in_flight` at a time."""
-    slots = asyncio.Semaphore(in_flight)
-
-    async def store_one(path: StorePath, data: Buffer | None) -> None:
-        async with slots:
-            await (path.delete() if data is None else path.set(data))
-
-    await asyncio.gather(*(store_one(path, data) for path, data in chunks))
+            yield self.array.store_path / self.metadata.encode_chunk_key(coords), data
