@@ -3,7 +3,7 @@
 Zarr writes every chunk through a few coroutines and event-loop round trips; for small chunks those cost more than
 encoding and storing them. Here each chunk goes through Zarr's own single-chunk write (`merge_and_encode_chunk`: the
 same merge with the fill value at the array's edge, the same empty-chunk rule, the same codecs) in a plain loop, and
-the encoded chunks are stored together, `async.concurrency` at a time, as Zarr stores them.
+is stored as soon as it is encoded, `async.concurrency` chunks in flight, as Zarr stores them.
 
 This is the one module that uses Zarr's private codec API; `tests/tasks/test_whole_chunks.py` holds it to the bytes
 Zarr itself stores and fails loudly when an upgrade of Zarr changes it.
@@ -23,6 +23,8 @@ from zarr.core.buffer import Buffer, default_buffer_prototype
 from zarr.core.chunk_utils import ChunkTransform, evolve_codecs, merge_and_encode_chunk
 from zarr.core.metadata.v3 import ArrayV3Metadata, RegularChunkGridMetadata
 from zarr.storage import StorePath
+
+from tasks.plan import chunk_ranges
 
 type Part = tuple[tuple[slice, ...], np.ndarray]
 
@@ -95,8 +97,8 @@ class WholeChunkWriter:
         if values.dtype != dtype:
             values = values.astype(dtype, order="A")  # as Zarr casts what it is given
         value = self.spec.prototype.nd_buffer.from_numpy_array(values)
-        chunk_ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(slices, self.array.chunks, strict=True)]
-        for coords in itertools.product(*chunk_ranges):
+        region = tuple((s.start, s.stop) for s in slices)
+        for coords in itertools.product(*chunk_ranges(region, self.array.chunks)):
             # Where the chunk lies in `values`, and how much of the chunk it fills (less only at the array's edge).
             start = [i * c for i, c in zip(coords, self.array.chunks, strict=True)]
             stop = [min(a + c, n) for a, c, n in zip(start, self.array.chunks, self.array.shape, strict=True)]
