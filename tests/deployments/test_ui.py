@@ -99,7 +99,10 @@ def test_a_run_started_from_the_deployments_form_shows_completed_with_its_task_r
     with _browser(origin) as page:
         page.goto(origin)  # the server sends a new browser on to its default UI
         page.get_by_role("link", name="Deployments", exact=True).click()
-        page.get_by_role("link", name="write-dataset", exact=True).first.click()  # its row names it, then its flow
+        # its row links the deployment and its flow, both named write-dataset, in an order that varies as it loads
+        deployment = page.get_by_role("link", name="write-dataset", exact=True)
+        deployment.and_(page.locator("[href*='/deployments/deployment/']")).first.click()
+        expect(page).to_have_url(re.compile(r"/deployments/deployment/"))
         page.get_by_role("button", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Custom run", exact=True).click()
         run_name = page.get_by_label("Run Name", exact=True)
