@@ -34,7 +34,6 @@ class WholeChunkWriter:
     """Stores parts of `array` that are whole chunks (each starts on the grid and ends on it or at the edge)."""
 
     array: zarr.Array[Any]
-    metadata: ArrayV3Metadata
     transform: ChunkTransform
     spec: ArraySpec
 
@@ -61,7 +60,7 @@ class WholeChunkWriter:
             transform = ChunkTransform(codecs=evolve_codecs(codecs, spec))
         except TypeError:  # a codec without a synchronous encoder
             return None
-        return cls(array, metadata, transform, spec)
+        return cls(array, transform, spec)
 
     def covers(self, slices: tuple[slice, ...]) -> bool:
         """Whether `slices` (steps of 1) are whole chunks of the array."""
@@ -115,4 +114,4 @@ class WholeChunkWriter:
                 decode=self.transform.decode_chunk,
                 encode=self.transform.encode_chunk,
             )
-            yield self.array.store_path / self.metadata.encode_chunk_key(coords), data
+            yield self.array.store_path / self.array.metadata.encode_chunk_key(coords), data
