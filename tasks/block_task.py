@@ -1,6 +1,8 @@
 """The Prefect tasks around `write_block`: one block per task run (Prefect retries it), or a batch of blocks per
 task run when a write has more blocks than task runs it may make (each block retried inside the task run)."""
 
+from dataclasses import replace
+
 from icechunk import ForkSession
 from prefect import Task, runtime, task
 from prefect.cache_policies import NO_CACHE
@@ -9,7 +11,7 @@ from prefect.states import State
 
 from tasks.errors import InvalidRequestError
 from tasks.request import WriteOptions
-from tasks.write import BlockJob, WrittenBlock, timed_write, write_block_retrying
+from tasks.write import BlockJob, WrittenBlock, keep_block, timed_write, write_block_retrying
 
 
 def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:
@@ -42,5 +44,10 @@ def write_block_task(fork: ForkSession, job: BlockJob, options: WriteOptions) ->
 )
 def write_blocks_task(fork: ForkSession, jobs: list[BlockJob], options: WriteOptions) -> list[WrittenBlock]:
     """The blocks in order, each retried on its own from the pristine fork; the first that fails fails the task
-    run (the blocks before it are kept for a resumed run when the run keeps blocks)."""
-    return [write_block_retrying(fork, job, options) for job in jobs]
+    run, so each is kept here as it is written (for a resumed run, when the run keeps blocks): the forks of a failed
+    task run never reach the run."""
+    written = []
+    for job in jobs:
+        block = write_block_retrying(fork, job, options)
+        written.append(replace(block, saved=keep_block(job, block)))
+    return written

@@ -7,6 +7,7 @@ variables come back as `ArrayWrite`s for the block tasks.
 """
 
 from collections.abc import Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Literal
 
 import xarray as xr
@@ -62,17 +63,29 @@ def _slices(region: RegionParameter) -> Mapping[str, slice | Literal["auto"]] | 
 
 
 class _CollectingWriter(ArrayWriter):
-    """Writes in-memory variables at once and keeps the lazy ones for the block tasks."""
+    """Keeps the lazy variables for the block tasks, and the in-memory ones to write all at once: each is a request
+    to an object store, and xarray's writer makes them one after the other."""
 
     def __init__(self) -> None:
         super().__init__()
         self.lazy: list[ArrayWrite] = []
+        self.eager: list[tuple[Any, Any, Any]] = []
 
     def add(self, source: Any, target: Any, region: Any = None) -> None:
         if is_dask_collection(source):
             self.lazy.append(ArrayWrite(source=source, target=target.path, region=region))
         else:
+            self.eager.append((source, target, region))
+
+    def write_eager(self) -> None:
+        def write(source: Any, target: Any, region: Any) -> None:
             target[region or ...] = source
+
+        if len(self.eager) == 1:
+            write(*self.eager[0])
+        elif self.eager:
+            with ThreadPoolExecutor(min(16, len(self.eager)), thread_name_prefix="icefloe-eager") as pool:
+                list(pool.map(lambda args: write(*args), self.eager))  # list(): re-raises the first error
 
 
 def initialize_dataset(
@@ -126,6 +139,7 @@ def initialize_dataset(
     xarray_store._validate_encoding(encoding or {})
     writer = _CollectingWriter()
     dump_to_store(dataset, xarray_store, writer, encoding=encoding or {})
+    writer.write_eager()
     if validation_hook is not None:
         run_validation(validation_hook, store, group)
     if not writer.lazy:

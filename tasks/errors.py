@@ -1,5 +1,8 @@
 """The exceptions icefloe raises. Invalid requests are never retried; I/O failures may heal on retry."""
 
+import functools
+from collections.abc import Callable
+
 
 class IcefloeError(Exception):
     """Base class of every icefloe error."""
@@ -31,3 +34,35 @@ class ValidationHookError(IcefloeError):
 
 class ValidationFailedError(IcefloeError):
     """A committed snapshot failed one of its checks (`icefloe validate`, the `validate` flow)."""
+
+
+class UnreadableChunksError(IcefloeError):
+    """Chunks a run wrote (or kept from an earlier attempt) can no longer be read back: committing would record
+    references to missing objects. Nothing was committed."""
+
+
+STARTED_WRITING = "icefloe: raised once the run had started writing blocks; nothing was committed"
+
+
+def note_started_writing(error: BaseException) -> None:
+    """Mark `error` as raised after the request was accepted: whatever its type, the request was not refused."""
+    if not started_writing(error):
+        error.add_note(STARTED_WRITING)
+
+
+def notes_started_writing[**P, R](stage: Callable[P, R]) -> Callable[P, R]:
+    """`stage` runs once the request was accepted: whatever it raises is noted so (`note_started_writing`)."""
+
+    @functools.wraps(stage)
+    def noted(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return stage(*args, **kwargs)
+        except Exception as e:
+            note_started_writing(e)
+            raise
+
+    return noted
+
+
+def started_writing(error: BaseException) -> bool:
+    return STARTED_WRITING in getattr(error, "__notes__", ())

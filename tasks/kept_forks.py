@@ -3,35 +3,48 @@ blocks that are missing.
 
 A run's kept set sits under its target (a local repository's directory, or the repository's prefix on S3):
 
-    icefloe/kept/<branch digest>/<run key>/run.json      what the key was made of (to say why a set is not reused)
+    icefloe/kept/<branch digest>/<run key>/run.json      what the key was made of (to say why a set is not reused),
+                                                          the block size it was planned with, and where the
+                                                          repository's operations log stood before it was written
                                           /session       the initialized writable session
-                                          /block-bytes   the block size the set was planned with
                                           /blocks/<digest of the block's name>   one pickled fork per finished block
 
 The run key digests everything a block's bytes depend on: the branch tip the run started from, the initialized
 arrays (their metadata and whatever initialization wrote), each write's region and grid, and the source (its dask
 graph names, the files' sizes and modification times). A re-run with the same key adopts the kept session, whose
 node ids the kept forks refer to, and writes only the blocks not kept; any difference means nothing is reused.
-A commit removes its own kept set; the next run on the branch says why it does not reuse any other and removes
-those based on an older tip. Nothing secret is kept: sessions and forks read credentials from the
-environment wherever they are used.
+
+Nothing in a kept set is referenced by a snapshot, so Icechunk's garbage collection deletes what it refers to (the
+chunks the session and the forks wrote, the forks' own snapshots) once they are older than its cutoff. A set is
+adopted as it is only when the operations log shows no collection since it was written; otherwise every chunk it
+refers to is read back (one byte each) and what is gone is written again (`tasks/garbage_collection.py`).
+
+Finding a set costs one listing of the branch's kept sets; a new set is written while the blocks are; a commit
+removes its own set, and the next run on the branch says why it does not reuse any other and removes those based
+on an older tip. Nothing secret is kept: sessions and forks read credentials from the environment wherever they
+are used.
 """
 
 import hashlib
 import json
 import pickle
+import threading
 import time
+from collections import defaultdict
+from concurrent.futures import Future
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import fsspec
-import numpy as np
+import icechunk
 import zarr
 from fsspec.implementations.local import LocalFileSystem
 from icechunk import ForkSession, Session
 
 from tasks.arrays import ResolvedWrite
+from tasks.chunk_reads import stored_bytes, unreadable_chunks
+from tasks.garbage_collection import Mark, collections_since
 from tasks.icechunk_internals import session_bytes, session_from_bytes
 from tasks.plan import Block
 from tasks.target import local_path, storage_options
@@ -62,18 +75,14 @@ class RunKey:
 
 
 def _initialized_state(session: Session) -> list[Any]:
-    """The session's uncommitted changes: every touched node's metadata and the values of every chunk written."""
+    """The session's uncommitted changes: every touched node's metadata and the bytes of every chunk written."""
     diff = session.status()
     store = session.store
     state: list[Any] = [sorted(diff.deleted_groups), sorted(diff.deleted_arrays)]
     for path in sorted(diff.new_groups | diff.new_arrays | diff.updated_groups | diff.updated_arrays):
         state.append([path, zarr.open(store, path=path.lstrip("/"), mode="r").metadata.to_dict()])
-    for path, indices in sorted(diff.updated_chunks.items()):
-        array = zarr.open_array(store, path=path.lstrip("/"), mode="r")
-        for index in sorted(map(tuple, indices)):
-            values = np.asarray(array.get_block_selection(index))
-            data = repr(values.tolist()).encode() if values.dtype.hasobject else values.tobytes()
-            state.append([path, index, hashlib.sha256(data).hexdigest()])
+    for array, index, data in stored_bytes(store, diff.updated_chunks):  # read all at once: one round trip on S3
+        state.append([array, index, hashlib.sha256(data).hexdigest()])
     return state
 
 
@@ -109,6 +118,39 @@ def _listing(fs: fsspec.AbstractFileSystem, directory: str) -> list[str]:
         return []
 
 
+def _files(fs: fsspec.AbstractFileSystem, directory: str) -> list[str]:
+    """Every file under `directory`: one listing on an object store (by prefix: s3fs would look again for a file
+    of that name when it finds none)."""
+    try:
+        if isinstance(fs, LocalFileSystem):
+            return list(fs.find(directory))
+        parent, name = directory.rsplit("/", 1)
+        return list(fs.find(parent, prefix=f"{name}/"))
+    except FileNotFoundError:
+        return []
+
+
+def _branch_dir(target: str, branch: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = _filesystem(target)
+    return fs, f"{root}/{_digest(branch, 16)}"
+
+
+def list_kept(target: str, branch: str) -> "Future[list[str]]":
+    """Every file of the branch's kept sets, listed in a thread from now: on an object store the listing (and the
+    client it needs, whose import alone takes a quarter of a second) is ready by the time the run has initialized
+    its arrays and can tell which set would be its own."""
+    listed: Future[list[str]] = Future()
+
+    def run() -> None:
+        try:
+            listed.set_result(_files(*_branch_dir(target, branch)))
+        except BaseException as e:
+            listed.set_exception(e)
+
+    threading.Thread(target=run, name="icefloe-kept-listing", daemon=True).start()
+    return listed
+
+
 def _remove(fs: fsspec.AbstractFileSystem, directory: str) -> None:
     """Remove `directory` and all in it; another run on the branch may be removing it too."""
     with suppress(FileNotFoundError):
@@ -131,51 +173,8 @@ class KeptForks:
     key: RunKey
 
     def _location(self) -> tuple[fsspec.AbstractFileSystem, str, str]:
-        fs, root = _filesystem(self.target)
-        branch_dir = f"{root}/{_digest(self.key.branch, 16)}"
+        fs, branch_dir = _branch_dir(self.target, self.key.branch)
         return fs, branch_dir, f"{branch_dir}/{self.key.digest}"
-
-    def resume_session(self, session: Session, logger: "Logger") -> Session:
-        """The kept session when an earlier attempt of this run left one, else `session`, kept from now on."""
-        fs, branch_dir, run_dir = self._location()
-        try:
-            kept = session_from_bytes(fs.cat_file(f"{run_dir}/session"))
-            if kept.snapshot_id == self.key.parent_id and kept.branch == self.key.branch:
-                return kept
-            logger.warning("kept session at %s is not based on %s; starting over", run_dir, self.key.parent_id)
-        except FileNotFoundError:
-            self._explain_others(fs, branch_dir, logger)
-        except Exception as e:  # a truncated or foreign file: start this run's set afresh
-            logger.warning("cannot read the kept session at %s (%s); starting over", run_dir, e)
-        _remove(fs, run_dir)
-        fs.makedirs(f"{run_dir}/blocks", exist_ok=True)
-        run = {"branch": self.key.branch, "parent_id": self.key.parent_id, "source": self.key.source}
-        fs.pipe_file(f"{run_dir}/run.json", json.dumps({**run, "created": time.time()}).encode())
-        fs.pipe_file(f"{run_dir}/session", session_bytes(session))
-        return session
-
-    def _explain_others(self, fs: fsspec.AbstractFileSystem, branch_dir: str, logger: "Logger") -> None:
-        """Say why other kept sets of the branch are not reused; remove those based on an older tip (none of
-        their blocks can be reused again)."""
-        for run_json in _matches(fs, f"{branch_dir}/*/run.json"):
-            run_dir = run_json.rsplit("/", 1)[0]
-            try:
-                kept = json.loads(fs.cat_file(run_json))
-            except FileNotFoundError:
-                continue  # a concurrent run on the branch removed it first
-            blocks = len(_listing(fs, f"{run_dir}/blocks"))
-            logger.info("not reusing %d blocks kept by an earlier run: %s", blocks, _why_not(kept, self.key))
-            if kept.get("parent_id") != self.key.parent_id:
-                _remove(fs, run_dir)
-
-    def block_bytes(self, proposed: int) -> int:
-        """The block size the kept set was planned with (the same blocks, so they can be reused), else `proposed`."""
-        fs, _, run_dir = self._location()
-        try:
-            return int(fs.cat_file(f"{run_dir}/block-bytes"))
-        except FileNotFoundError:
-            fs.pipe_file(f"{run_dir}/block-bytes", str(proposed).encode())
-            return proposed
 
     def _block_path(self, run_dir: str, block: Block) -> str:
         return f"{run_dir}/blocks/{_digest(block.name)}"
@@ -184,34 +183,163 @@ class KeptForks:
         fs, _, run_dir = self._location()
         fs.pipe_file(self._block_path(run_dir, block), pickle.dumps(fork))
 
-    def load_blocks(self, blocks: list[Block], session: Session, logger: "Logger") -> list["WrittenBlock"]:
-        """The kept forks of `blocks` that were written from `session` (their arrays have the same node ids)."""
-        from tasks.write import WrittenBlock  # tasks.write keeps forks through this module
-
-        fs, _, run_dir = self._location()
-        kept = set(_listing(fs, f"{run_dir}/blocks"))
-        found: list[WrittenBlock] = []
-        for block in blocks:
-            path = self._block_path(run_dir, block)
-            if path not in kept:
-                continue
-            try:
-                fork: ForkSession = pickle.loads(fs.cat_file(path))
-                # Node ids, not snapshot ids: each fork is based on a snapshot of its own.
-                same = all(fork.get_node_id(f"/{a}") == session.get_node_id(f"/{a}") for a in block.arrays)
-            except Exception as e:
-                logger.warning("kept block %s is unreadable (%s); writing it again", block.name, e)
-                continue
-            if same:
-                found.append(WrittenBlock(block, fork, kept=True))
-            else:
-                logger.warning("kept block %s belongs to another attempt's session; writing it again", block.name)
-        return found
-
     def clear(self) -> None:
         """Remove this run's kept set, once its commit has landed. Other runs' sets on the branch are explained
         and removed by the next run that starts on it."""
         fs, _, run_dir = self._location()
+        _remove(fs, run_dir)
+
+
+@dataclass
+class Resumption:
+    """What a run takes from its kept set, found by `resume`: the session to fork from, the block size to plan with
+    (None: plan afresh), the kept blocks' files, and the point of the repository's log as of which every object they
+    refer to is known to exist (a collection after it means the commit must check them again)."""
+
+    kept: KeptForks
+    session: Session
+    block_bytes: int | None
+    files: set[str] = field(default_factory=set)
+    proven: Mark | None = None
+    check_forks: bool = False
+
+    def keep(self, block_bytes: int) -> None:
+        """Start this run's set (once its blocks are planned): what the next attempt needs to adopt it."""
+        if self.block_bytes is not None:
+            return  # adopted: the set is there already
+        fs, _, run_dir = self.kept._location()
+        key = self.kept.key
+        run = {"branch": key.branch, "parent_id": key.parent_id, "source": key.source, "created": time.time()}
+        run |= {"block_bytes": block_bytes, "mark": None if self.proven is None else asdict(self.proven)}
+        if isinstance(fs, LocalFileSystem):  # an object store has no directories to make
+            fs.makedirs(f"{run_dir}/blocks", exist_ok=True)
+        fs.pipe({f"{run_dir}/run.json": json.dumps(run).encode(), f"{run_dir}/session": session_bytes(self.session)})
+
+    def load_blocks(self, blocks: list[Block], logger: "Logger") -> list["WrittenBlock"]:
+        """The kept forks of `blocks` that were written from this session (their arrays have the same node ids)
+        and, when a collection ran since they were kept, whose every chunk still reads back."""
+        from tasks.write import WrittenBlock  # tasks.write keeps forks through this module
+
+        fs, _, run_dir = self.kept._location()
+        wanted = {self.kept._block_path(run_dir, b): b for b in blocks}
+        paths = sorted(p for p in wanted if p in self.files)
+        contents = fs.cat(paths, on_error="return") if paths else {}  # all at once: one round trip on S3
+        found: list[WrittenBlock] = []
+        for path in paths:
+            block = wanted[path]
+            try:
+                data = contents[path]
+                if isinstance(data, BaseException):
+                    raise data
+                fork: ForkSession = pickle.loads(data)
+                # Node ids, not snapshot ids: each fork is based on a snapshot of its own.
+                same = all(fork.get_node_id(f"/{a}") == self.session.get_node_id(f"/{a}") for a in block.arrays)
+                lost = unreadable_chunks(fork.store, fork.status().updated_chunks) if same and self.check_forks else []
+            except Exception as e:
+                logger.warning("kept block %s is unreadable (%s); writing it again", block.name, _first_line(e))
+                continue
+            if not same:
+                logger.warning("kept block %s belongs to another attempt's session; writing it again", block.name)
+            elif lost:
+                logger.warning(
+                    "kept block %s lost %d chunks to garbage collection (%s); writing it again",
+                    block.name,
+                    len(lost),
+                    lost[0].describe(),
+                )
+            else:
+                found.append(WrittenBlock(block, fork, kept=True))
+        return found
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def resume(
+    kept: KeptForks,
+    session: Session,
+    repository: icechunk.Repository,
+    since: Mark | None,
+    logger: "Logger",
+    listed: "Future[list[str]] | None" = None,
+) -> Resumption:
+    """The kept set an earlier attempt of this run left, when it can be proven whole, else a new one for `session`
+    (just initialized, after `since` was read off the repository's log).
+
+    One listing (`list_kept`'s, when given) finds every kept set of the branch: this run's, and others, said why
+    they are not reused (and removed when based on an older tip).
+    """
+    fs, branch_dir, run_dir = kept._location()
+    by_run: dict[str, set[str]] = defaultdict(set)
+    for path in _files(fs, branch_dir) if listed is None else listed.result():
+        by_run[path.removeprefix(branch_dir + "/").split("/", 1)[0]].add(path)
+    ours = by_run.pop(kept.key.digest, set())
+    for other, paths in sorted(by_run.items()):
+        _explain_other(fs, f"{branch_dir}/{other}", paths, kept.key, logger)
+    fresh = Resumption(kept, session, None, proven=since)
+    if not ours:
+        return fresh
+    try:
+        adopted = _adopt(fs, run_dir, ours, kept, repository, logger)
+    except Exception as e:  # a truncated or foreign file: start this run's set afresh
+        logger.warning("cannot read the kept session at %s (%s); starting over", run_dir, _first_line(e))
+        adopted = None
+    if adopted is None:
+        _remove(fs, run_dir)
+        return fresh
+    return adopted
+
+
+def _adopt(
+    fs: fsspec.AbstractFileSystem,
+    run_dir: str,
+    files: set[str],
+    kept: KeptForks,
+    repository: icechunk.Repository,
+    logger: "Logger",
+) -> Resumption | None:
+    """This run's kept set, or None (and why, logged) when it cannot be adopted."""
+    names = [f"{run_dir}/run.json", f"{run_dir}/session"]
+    if not set(names) <= files:
+        logger.warning("the kept set at %s is incomplete (its run was stopped as it began); starting over", run_dir)
+        return None
+    contents = fs.cat(names)
+    run = json.loads(contents[names[0]])
+    session = session_from_bytes(contents[names[1]])
+    if session.snapshot_id != kept.key.parent_id or session.branch != kept.key.branch:
+        logger.warning("kept session at %s is not based on %s; starting over", run_dir, kept.key.parent_id)
+        return None
+    blocks = {f for f in files if f.startswith(f"{run_dir}/blocks/")}
+    kept_mark = Mark(**run["mark"]) if run.get("mark") else None
+    collections = collections_since(repository, kept_mark)
+    if collections.clear:
+        return Resumption(kept, session, int(run["block_bytes"]), blocks, kept_mark)
+    logger.info("%d kept blocks: %s; reading back what they refer to", len(blocks), collections.describe())
+    lost = unreadable_chunks(session.store, session.status().updated_chunks)
+    if lost:
+        logger.warning(
+            "not reusing %d blocks kept by an earlier attempt: %d chunks its initialized session wrote are gone "
+            "(%s); writing every block again",
+            len(blocks),
+            len(lost),
+            ", ".join(c.describe() for c in lost[:3]),
+        )
+        return None
+    return Resumption(kept, session, int(run["block_bytes"]), blocks, collections.now, check_forks=True)
+
+
+def _explain_other(fs: fsspec.AbstractFileSystem, run_dir: str, paths: set[str], key: RunKey, logger: "Logger") -> None:
+    """Say why another kept set of the branch is not reused; remove it when based on an older tip (none of its
+    blocks can be reused again)."""
+    try:
+        other = json.loads(fs.cat_file(f"{run_dir}/run.json"))
+    except FileNotFoundError:
+        return  # a concurrent run on the branch removed it first, or it was stopped as it began
+    blocks = sum(p.startswith(f"{run_dir}/blocks/") for p in paths)
+    logger.info("not reusing %d blocks kept by an earlier run: %s", blocks, _why_not(other, key))
+    if other.get("parent_id") != key.parent_id:
         _remove(fs, run_dir)
 
 

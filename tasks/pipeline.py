@@ -6,61 +6,87 @@ here, where the writable session lives.
 """
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
+import icechunk
 from icechunk import Session
 
 from tasks.arrays import ResolvedWrite, region_bytes
+from tasks.chunk_reads import unreadable_chunks
 from tasks.commit import CommitResult, commit_session
-from tasks.errors import BlockWriteError
-from tasks.kept_forks import KeptForks, run_key
+from tasks.errors import BlockWriteError, UnreadableChunksError, notes_started_writing
+from tasks.garbage_collection import Mark, collections_since
+from tasks.kept_forks import KeptForks, Resumption, resume, run_key
 from tasks.merge import ForkMerger
 from tasks.orchestration import Logger, Orchestrator
 from tasks.plan import format_region
 from tasks.report import array_reports, block_reports
 from tasks.request import WriteOptions
-from tasks.target import canonical_target
-from tasks.write import BlockJob, WrittenBlock, plan_jobs, with_keep
+from tasks.target import OpenedTarget, canonical_target
+from tasks.write import BlockJob, WrittenBlock, keep_block, plan_jobs, with_keep
+
+KEEPERS = 4
+"""Threads keeping forks: each waits on the object store's latency."""
 
 
+@notes_started_writing
 def write_and_commit(
     orchestrator: Orchestrator,
     target: str,
-    session: Session,
+    opened: OpenedTarget,
     resolved: list[ResolvedWrite],
     options: WriteOptions,
     message: str,
-    parent_id: str,
     started_at: float,
     source_state: str = "",
+    listed: "Future[list[str]] | None" = None,
 ) -> CommitResult:
-    """Write every resolved region block by block through forks of `session`, then commit once.
+    """Write every resolved region block by block through forks of `opened.session`, then commit once.
 
     `started_at` (`time.time()`) is when the run began; the result times start-up, writing and the commit apart.
     Finished blocks are kept beside `target` until the commit: an earlier attempt of the same request (same tip,
     same initialized arrays, same source, `source_state` being what `source_fingerprint` says of it) left those
-    it finished, and only the others are written.
+    it finished, and only the others are written (`listed`: the branch's kept sets, as `list_kept` lists them). The
+    request was accepted: whatever fails from here on is a failed run, not a refused request.
     """
     initialized_at = time.time()
     logger = orchestrator.logger
+    # a run writes to a real repository
+    assert opened.repository is not None
+    assert opened.parent_id is not None
+    session, parent_id, repository = opened.session, opened.parent_id, opened.repository
     nbytes = sum(region_bytes(r.region, r.dtype.itemsize) for r in resolved)
     jobs: list[BlockJob] = []
     reused: list[WrittenBlock] = []
     writing_at = written_at = time.time()
-    kept: KeptForks | None = None
+    resumption: Resumption | None = None
+    proven = opened.mark  # every object the commit will refer to was written after this point of the log
     if resolved and options.resume:
         kept = KeptForks(target, run_key(session, resolved, parent_id, source_state))
-        session = kept.resume_session(session, logger)
+        resumption = resume(kept, session, repository, opened.mark, logger, listed)
+        session, proven = resumption.session, resumption.proven
     merge = ForkMerger(session, {r.path: r.unit for r in resolved})  # each fork as it arrives: the process holds one
     if resolved:  # only metadata and in-memory variables: no cluster needed
-        with orchestrator.block_runner(options) as runner:
+        # Keeping happens beside the writing: the set as blocks start, each fork as it arrives (a block's own
+        # thread then goes on to the next block); all of it has landed once this context ends.
+        with orchestrator.block_runner(options) as runner, ThreadPoolExecutor(KEEPERS, "icefloe-keep") as keeper:
             block_bytes = options.block_bytes or runner.sizing.block_bytes(nbytes, runner.threads)
-            if kept is not None and options.block_bytes is None:
-                block_bytes = kept.block_bytes(block_bytes)
+            if resumption is not None and options.block_bytes is None:
+                block_bytes = resumption.block_bytes or block_bytes
             jobs = plan_jobs(resolved, block_bytes)
-            if kept is not None:
-                reused = kept.load_blocks([j.block for j in jobs], session, logger)
+            keeping = None if resumption is None else keeper.submit(resumption.keep, block_bytes)  # while blocks run
+            if resumption is not None:
+                reused = resumption.load_blocks([j.block for j in jobs], logger)
             done = {w.block.name for w in reused}
-            todo = with_keep([j for j in jobs if j.block.name not in done], kept)
+            todo = with_keep(
+                [j for j in jobs if j.block.name not in done], None if resumption is None else resumption.kept
+            )
+
+            def merge_and_keep(written: WrittenBlock) -> None:
+                merge(written)
+                if resumption is not None and not (written.kept or written.saved):
+                    keeper.submit(keep_block, BlockJob(written.block, (), (), resumption.kept), written)
+
             logger.info(
                 "writing %d arrays in %d blocks (branch %s)%s",
                 len(resolved),
@@ -74,14 +100,17 @@ def write_and_commit(
                 for written in reused:
                     merge(written)
                 if fork is not None:
-                    runner.write_blocks(fork, todo, options, merge)
+                    runner.write_blocks(fork, todo, options, merge_and_keep)
             except BlockWriteError as e:
-                if kept is None:
+                if resumption is None:
                     raise
                 raise BlockWriteError(
                     f"{e}. The blocks that finished are kept beside the target: the same request run again "
                     "writes only the others"
                 ) from e
+            finally:
+                if keeping is not None and keeping.exception() is not None:
+                    logger.warning("cannot keep this run's blocks for a next attempt: %s", keeping.exception())
             written_at = time.time()
 
     def merge_and_commit(logger: Logger) -> CommitResult:
@@ -99,6 +128,7 @@ def write_and_commit(
             }
         }
         branch = str(session.branch)  # a session forgets its branch once it has committed
+        check_still_stored(session, repository, proven, logger)
         snapshot_id = commit_session(session, message, metadata, options.commit_retries)
         result = CommitResult(
             target=canonical_target(target),
@@ -132,10 +162,34 @@ def write_and_commit(
         return result
 
     result = orchestrator.stage("merge-and-commit", merge_and_commit)
-    if kept is not None:
-        try:
-            kept.clear()
-        except Exception as e:  # the commit stands; leftovers are listed and cleared by `icefloe kept`
-            logger.warning("committed; removing the kept blocks failed (%s): `icefloe kept TARGET --clear` does it", e)
-    orchestrator.publish(result, block_reports(merge.merged, {r.path: r.dtype.itemsize for r in resolved}))
+    with ThreadPoolExecutor(1, "icefloe-clear") as cleaner:  # the kept set goes while the report is published
+        clearing = None if resumption is None else cleaner.submit(resumption.kept.clear)
+        orchestrator.publish(result, block_reports(merge.merged, {r.path: r.dtype.itemsize for r in resolved}))
+        if clearing is not None and clearing.exception() is not None:
+            # the commit stands; leftovers are listed and cleared by `icefloe kept`
+            logger.warning(
+                "committed; removing the kept blocks failed (%s): `icefloe kept TARGET --clear` does it",
+                clearing.exception(),
+            )
     return result
+
+
+def check_still_stored(session: Session, repository: icechunk.Repository, since: Mark | None, logger: Logger) -> None:
+    """Refuse to commit references to chunks that are gone: when garbage collection ran on the repository since
+    `since` (before anything the session refers to was written), every chunk the session wrote is read back."""
+    collections = collections_since(repository, since)
+    if collections.clear:
+        return
+    changed = session.status().updated_chunks
+    logger.info(
+        "%s: reading back the %d chunks the commit refers to",
+        collections.describe().replace("they were", "this run's chunks were"),
+        sum(len(c) for c in changed.values()),
+    )
+    lost = unreadable_chunks(session.store, changed)
+    if lost:
+        raise UnreadableChunksError(
+            f"{len(lost)} chunks this run wrote are gone ({', '.join(c.describe() for c in lost[:3])}), deleted by "
+            "garbage collection while the run was writing; nothing was committed. Run the same request again (it "
+            "writes what is missing), and give garbage_collect a cutoff older than the longest write"
+        )

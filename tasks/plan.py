@@ -113,7 +113,8 @@ def check_aligned(array: str, shape: tuple[int, ...], unit: tuple[int, ...], reg
 
 def block_shape(region: Region, unit: tuple[int, ...], itemsize: int, target_bytes: int) -> tuple[int, ...]:
     """Cells per dimension for a block of about `target_bytes`, grown from the last (fastest) dimension first."""
-    budget = max(1, target_bytes // (math.prod(unit) * itemsize))
+    cell_bytes = math.prod(min(u, max(1, stop - start)) for (start, stop), u in zip(region, unit, strict=True))
+    budget = max(1, target_bytes // (cell_bytes * itemsize))
     cells: list[int] = []
     for (start, stop), u in reversed(list(zip(region, unit, strict=True))):
         available = max(1, -(-(stop - start) // u))
@@ -121,6 +122,33 @@ def block_shape(region: Region, unit: tuple[int, ...], itemsize: int, target_byt
         cells.append(take)
         budget = max(1, budget // take)
     return tuple(reversed(cells))
+
+
+SOURCE_CHUNKS_UP_TO = 512 * 2**20
+"""Blocks grow to this size rather than cut a source chunk."""
+
+
+def source_cell(
+    unit: tuple[int, ...], chunks: tuple[tuple[int, ...], ...], region: Region, itemsize: int, limit_bytes: int
+) -> tuple[int, ...]:
+    """The cell to cut `region` into blocks (or pieces) by: the chunks of the source that fills it (`chunks`, its
+    dask chunks) when each is whole cells of the target's grid `unit` (as `safe_chunks` makes them) and one fits in
+    `limit_bytes`.
+
+    A block that cuts a source chunk computes all of it and keeps a part: a computed source (a model's output, a
+    `map_blocks`) then costs twice or more, where `dask.array.store` computes each chunk once. Sources chunked
+    irregularly or off the target's grid, regions that start inside a source chunk, or chunks too big keep the
+    target's grid.
+    """
+    cell = []
+    for u, sizes, (start, _) in zip(unit, chunks, region, strict=True):
+        size = sizes[0] if sizes else u
+        whole = size % u == 0 or len(sizes) == 1  # a dimension the source does not cut needs no grid of its own
+        if not whole or any(s != size for s in sizes[:-1]) or (sizes and sizes[-1] > size) or start % size:
+            return unit  # a cell on both grids could hold many source chunks: parallelism would suffer instead
+        cell.append(size)
+    cell_bytes = math.prod(min(c, max(1, stop - start)) for c, (start, stop) in zip(cell, region, strict=True))
+    return tuple(cell) if cell_bytes * itemsize <= limit_bytes else unit
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,11 @@ class WriteOptions(BaseModel):
         description="Split each array's chunk manifest every this many chunks along its first dimension (Icechunk "
         "advises splitting above ~1M chunks per array); default: one manifest per array",
     )
+    manifest_fetch_concurrency: PositiveInt = Field(
+        16,
+        description="Manifests the commit (and the fork that starts the blocks) fetch and write at once; each is a "
+        "round trip to an object store, one after the other at Icechunk's default of 1",
+    )
     max_task_runs: PositiveInt | None = Field(
         None,
         description="Most Prefect task runs a write makes for its blocks: more blocks are written in batches, "

@@ -5,6 +5,7 @@ The Prefect flows (`flows/`) and the `icefloe` command without a Prefect API cal
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,42 +19,49 @@ from tasks.callables import import_function
 from tasks.commit import CommitResult
 from tasks.dataset import RegionParameter, WriteMode, initialize_dataset
 from tasks.ingest import Overlap, initialize_update, plan_time_update, target_times
+from tasks.kept_forks import list_kept
 from tasks.orchestration import Logger, Orchestrator
 from tasks.pipeline import write_and_commit
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.sources import DatasetSource, open_source, source_fingerprint
-from tasks.target import local_target_lock, open_target, repository_config
+from tasks.target import OpenedTarget, local_target_lock, open_target, repository_config
 
 
 @contextmanager
-def held_target(orchestrator: Orchestrator, repo: str, branch: str) -> Iterator[None]:
-    """The orchestrator's lock on the target, and the OS lock a local repository needs whoever writes it."""
+def held_target(
+    orchestrator: Orchestrator, repo: str, branch: str, options: WriteOptions
+) -> Iterator["Future[list[str]] | None"]:
+    """The orchestrator's lock on the target, and the OS lock a local repository needs whoever writes it; and, for
+    a run that keeps blocks, the branch's kept sets being listed meanwhile (`list_kept`)."""
     with orchestrator.hold_target(repo, branch), local_target_lock(repo, orchestrator.logger):
-        yield
+        yield list_kept(repo, branch) if options.resume else None
 
 
 def storage_config(options: WriteOptions) -> RepositoryConfig:
     return repository_config(
-        options.storage_max_tries, options.storage_max_backoff_seconds, options.manifest_split_chunks
+        options.storage_max_tries,
+        options.storage_max_backoff_seconds,
+        options.manifest_split_chunks,
+        options.manifest_fetch_concurrency,
     )
 
 
 def initialized_target[T](
     repo: str, branch: str, initialize: Callable[[Session, bool], T], config: RepositoryConfig
-) -> tuple[Session, str, T]:
-    """A writable session on `branch` of `repo`, its tip, and what `initialize(session, run_hook)` made of it.
+) -> tuple[OpenedTarget, T]:
+    """A writable session on `branch` of `repo` (with its tip, repository and log mark), and what
+    `initialize(session, run_hook)` made of it.
 
     A repository that does not exist yet is created only once the request has passed every check: the request is
     first initialized in an empty in-memory repository (the user's validation hook runs there, and only there), so a
     refused request leaves no empty repository behind.
     """
-    session, parent_id = open_target(repo, branch, create=False, config=config)
-    if parent_id is not None:
-        return session, parent_id, initialize(session, True)
-    initialize(session, True)  # in memory: no repository yet
-    session, parent_id = open_target(repo, branch, config=config)
-    assert parent_id is not None  # open_target creates a missing repository
-    return session, parent_id, initialize(session, False)
+    opened = open_target(repo, branch, create=False, config=config)
+    if opened.repository is not None:
+        return opened, initialize(opened.session, True)
+    initialize(opened.session, True)  # in memory: no repository yet
+    opened = open_target(repo, branch, config=config, missing=True)
+    return opened, initialize(opened.session, False)
 
 
 def run_store_array(
@@ -72,13 +80,13 @@ def run_store_array(
         initialize_arrays(group, resolved)
         return resolved
 
-    with held_target(orchestrator, repo, branch):
-        session, parent_id, resolved = orchestrator.stage(
+    with held_target(orchestrator, repo, branch, options) as kept:
+        opened, resolved = orchestrator.stage(
             "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
         )
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
         return write_and_commit(
-            orchestrator, repo, session, resolved, options, message or default_message, parent_id, started_at
+            orchestrator, repo, opened, resolved, options, message or default_message, started_at, listed=kept
         )
 
 
@@ -96,8 +104,10 @@ def prepare_write(
 ) -> PreparedWrite:
     """Open the source (a bad one fails before the target is even opened), then the target, then initialize."""
     dataset = open_source(source)
-    session, parent_id = open_target(repo, branch, create=create)
-    return PreparedWrite(session, parent_id, initialize_dataset(session.store, dataset, **keywords))
+    opened = open_target(repo, branch, create=create)
+    return PreparedWrite(
+        opened.session, opened.parent_id, initialize_dataset(opened.session.store, dataset, **keywords)
+    )
 
 
 def run_write_dataset(
@@ -138,21 +148,13 @@ def run_write_dataset(
             validation_hook=validation_hook if run_hook else None,
         )
 
-    with held_target(orchestrator, repo, branch):
-        session, parent_id, resolved = orchestrator.stage(
+    with held_target(orchestrator, repo, branch, options) as kept:
+        opened, resolved = orchestrator.stage(
             "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
         )
         default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
         return write_and_commit(
-            orchestrator,
-            repo,
-            session,
-            resolved,
-            options,
-            message or default_message,
-            parent_id,
-            started_at,
-            source_state,
+            orchestrator, repo, opened, resolved, options, message or default_message, started_at, source_state, kept
         )
 
 
@@ -173,10 +175,9 @@ def run_time_update(
     """Write what `plan_time_update` selects, in one commit; None (and no commit) when there is nothing to write."""
     started_at = time.time()
 
-    def initialize(logger: Logger) -> tuple[Session, str, list[ResolvedWrite]] | None:
-        session, parent_id = open_target(repo, branch, config=storage_config(options))
-        assert parent_id is not None
-        existing = target_times(session.store, group, dim)
+    def initialize(logger: Logger) -> tuple[OpenedTarget, list[ResolvedWrite]] | None:
+        opened = open_target(repo, branch, config=storage_config(options))
+        existing = target_times(opened.session.store, group, dim)
         update = plan_time_update(dataset, existing, dim, overlap)
         if update.empty:
             end = existing[-1] if existing is not None and len(existing) else "nothing"
@@ -188,13 +189,12 @@ def run_time_update(
             update.rewritten_steps,
             update.skipped_steps,
         )
-        return session, parent_id, initialize_update(session.store, update, existing is None, group, dim, encoding)
+        return opened, initialize_update(opened.session.store, update, existing is None, group, dim, encoding)
 
-    with held_target(orchestrator, repo, branch):  # decide and write from the same tip: no other run appends it too
+    # decide and write from the same tip: no other run appends it too
+    with held_target(orchestrator, repo, branch, options) as kept:
         initialized = orchestrator.stage("initialize", initialize)
         if initialized is None:
             return None
-        session, parent_id, resolved = initialized
-        return write_and_commit(
-            orchestrator, repo, session, resolved, options, message, parent_id, started_at, source_state
-        )
+        opened, resolved = initialized
+        return write_and_commit(orchestrator, repo, opened, resolved, options, message, started_at, source_state, kept)

@@ -9,7 +9,9 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -17,6 +19,7 @@ from urllib.parse import urlparse
 import icechunk
 
 from tasks.errors import InvalidRequestError
+from tasks.garbage_collection import Mark, mark
 
 
 def repository_storage(target: str) -> icechunk.Storage:
@@ -110,18 +113,25 @@ def storage_options(url: str, anonymous: bool = False) -> dict[str, Any] | None:
 
 
 def repository_config(
-    max_tries: int, max_backoff_seconds: float, manifest_split_chunks: int | None = None
+    max_tries: int,
+    max_backoff_seconds: float,
+    manifest_split_chunks: int | None = None,
+    manifest_fetch_concurrency: int | None = None,
 ) -> icechunk.RepositoryConfig:
-    """How hard Icechunk tries each object-store request (throttling, 5xx, dropped connections) before failing,
-    and how the commit splits manifests (every `manifest_split_chunks` chunks along each array's first axis)."""
+    """How hard Icechunk tries each object-store request (throttling, 5xx, dropped connections) before failing;
+    how the commit splits manifests (every `manifest_split_chunks` chunks along each array's first axis); and how
+    many manifests a commit (or a fork's flush) fetches and writes at once (Icechunk's default: one after the other,
+    a round trip each)."""
     retries = icechunk.StorageRetriesSettings(
         max_tries=max_tries, initial_backoff_ms=100, max_backoff_ms=int(max_backoff_seconds * 1000)
     )
-    manifest = None
+    splitting = None
     if manifest_split_chunks is not None:
         axis0: dict[Any, int] = {icechunk.ManifestSplitDimCondition.Axis(0): manifest_split_chunks}
         splitting = icechunk.ManifestSplittingConfig.from_dict({icechunk.ManifestSplitCondition.AnyArray(): axis0})
-        manifest = icechunk.ManifestConfig(splitting=splitting)
+    manifest = icechunk.ManifestConfig(
+        splitting=splitting, max_concurrent_manifest_fetches_during_commit=manifest_fetch_concurrency
+    )
     return icechunk.RepositoryConfig(storage=icechunk.StorageSettings(retries=retries), manifest=manifest)
 
 
@@ -153,15 +163,57 @@ def open_existing(target: str) -> icechunk.Repository:
     return icechunk.Repository.open(storage)
 
 
+@dataclass(frozen=True)
+class OpenedTarget:
+    """A writable session on a branch of a target, and what a run needs of the repository behind it: the branch's
+    tip, the repository itself (None for the in-memory stand-in of one that does not exist yet), and where its
+    operations log stood when it was opened (before the run wrote anything)."""
+
+    session: icechunk.Session
+    parent_id: str | None
+    repository: icechunk.Repository | None
+    mark: Mark | None
+
+
+def writable_session(repository: icechunk.Repository, branch: str) -> icechunk.Session:
+    """A writable session on `branch`, or a clear error naming the branches that exist."""
+    try:
+        return repository.writable_session(branch)
+    except icechunk.RefNotFoundError:
+        check_branch(repository, branch)  # names the branches that exist
+        raise
+
+
 def open_target(
-    repo: str, branch: str, *, create: bool = True, config: icechunk.RepositoryConfig | None = None
-) -> tuple[icechunk.Session, str | None]:
-    """A writable session on `branch` and its tip. With `create=False` a missing repository is not created: the
-    session belongs to an empty in-memory one (tip None), so a dry run leaves no trace."""
-    if not create and not target_exists(repo):
-        empty = icechunk.Repository.create(icechunk.in_memory_storage())
-        check_branch(empty, branch)  # a new repository has only main
-        return empty.writable_session(branch), None
-    repository = open_repository(repo, config) if create else icechunk.Repository.open(repository_storage(repo), config)
-    tip = check_branch(repository, branch)
-    return repository.writable_session(branch), tip
+    repo: str,
+    branch: str,
+    *,
+    create: bool = True,
+    config: icechunk.RepositoryConfig | None = None,
+    missing: bool = False,
+) -> OpenedTarget:
+    """A writable session on `branch` of `repo`. With `create=False` a missing repository is not created: the
+    session belongs to an empty in-memory one (tip None), so a dry run leaves no trace. `missing` says the caller
+    has just found no repository there: it is created at once."""
+    storage = repository_storage(repo)
+    try:
+        repository = _create(storage, config) if missing else icechunk.Repository.open(storage, config)
+    except icechunk.RepositoryNotFoundError:
+        if not create:
+            empty = icechunk.Repository.create(icechunk.in_memory_storage())
+            return OpenedTarget(writable_session(empty, branch), None, None, None)
+        repository = _create(storage, config)
+    with ThreadPoolExecutor(1, "icefloe-mark") as pool:  # two round trips at once: the log's head, the session
+        marked = pool.submit(mark, repository)
+        session = writable_session(repository, branch)
+    return OpenedTarget(session, session.snapshot_id, repository, marked.result())
+
+
+def _create(storage: icechunk.Storage, config: icechunk.RepositoryConfig | None) -> icechunk.Repository:
+    try:
+        return icechunk.Repository.create(storage, config)
+    except icechunk.IcechunkError as e:
+        try:
+            return icechunk.Repository.open(storage, config)  # another run created it first
+        except icechunk.RepositoryNotFoundError:
+            raise e from None  # the prefix holds something else: say so

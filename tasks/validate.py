@@ -7,7 +7,7 @@ recorded; and, when the source is given, a sample of chunks equals it. icefloe's
 """
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import icechunk
@@ -16,8 +16,10 @@ import xarray as xr
 import zarr
 from pydantic import BaseModel, ConfigDict
 
+from tasks.chunk_reads import unreadable_chunks
+from tasks.errors import InvalidRequestError
 from tasks.plan import Region, chunks_of, format_region, full_region, parse_region
-from tasks.target import open_existing
+from tasks.target import check_branch, open_existing
 
 SHOWN = 5
 """Problems a check names before it says how many more there are."""
@@ -89,21 +91,41 @@ def _grid(array: zarr.Array[Any]) -> tuple[int, ...]:
 
 
 def check_chunks(session: icechunk.Session, written: dict[str, Region]) -> Check:
-    missing = []
+    """Every chunk the commit wrote is in the snapshot's manifests, and its object reads back."""
+    name = "chunks present and readable"
+    missing: list[str] = []
+    present: dict[str, list[tuple[int, ...]]] = {}
     total = 0
     for path, region in sorted(written.items()):
         array = zarr.open_array(session.store, path=path, mode="r")
         expected = chunks_of(region, _grid(array))
+        found = _present_chunks(session, path)
         total += len(expected)
-        missing += [f"'{path}' chunk {index}" for index in sorted(expected - _present_chunks(session, path))]
+        missing += [f"'{path}' chunk {index}" for index in sorted(expected - found)]
+        present[path] = sorted(expected & found)
+    unreadable = unreadable_chunks(session.store, present)
+    if unreadable:
+        return Check(
+            check=name,
+            outcome="failed",
+            detail=f"{len(unreadable)} of {total} written chunks cannot be read: "
+            f"{_listed(c.describe() for c in unreadable)} (their objects are gone: garbage collection with a "
+            "cutoff newer than the write, or the bucket's own rules)",
+        )
     if missing:
         return Check(
-            check="chunks present",
+            check=name,
             outcome="failed",
             detail=f"{len(missing)} of {total} written chunks are missing: {_listed(missing)} (a chunk equal to the "
             "fill value everywhere is not stored: write it with write_empty_chunks, or look at the source)",
         )
-    return Check(check="chunks present", outcome="passed", detail=f"all {total} chunks the commit wrote")
+    return Check(check=name, outcome="passed", detail=f"all {total} chunks the commit wrote")
+
+
+def _unread(check: str, error: Exception) -> Check:
+    """A check that could not read what it checks has failed: what it could not read is the finding."""
+    lines = str(error).strip().splitlines()
+    return Check(check=check, outcome="failed", detail=f"cannot read the data: {type(error).__name__}: {lines[0]}")
 
 
 def _group_of(path: str) -> str:
@@ -225,22 +247,47 @@ def validate_snapshot(
     allow_nan: bool = False,
     sample_chunks: int = 3,
 ) -> Validation:
-    """Check `snapshot_id` (default: the tip of `branch`) of the repository `target`."""
+    """Check `snapshot_id` (default: the tip of `branch`) of the repository `target`.
+
+    Only a request that names nothing to check is refused (no repository, branch or snapshot of that name); what
+    cannot be read is what a check found, and fails that check."""
     repo = open_existing(target)
-    snapshot_id = snapshot_id or repo.lookup_branch(branch)
-    snapshot = repo.lookup_snapshot(snapshot_id)
+    snapshot_id = snapshot_id or check_branch(repo, branch)
+    try:
+        snapshot = repo.lookup_snapshot(snapshot_id)
+    except icechunk.IcechunkError as e:
+        raise InvalidRequestError(
+            f"no snapshot {snapshot_id!r} in {target} ({type(e).__name__}); `icefloe history {target}` lists them"
+        ) from e
     session = repo.readonly_session(snapshot_id=snapshot_id)
     written = _written(repo, snapshot, session)
-    checks = [check_chunks(session, written)]
+    checks = [_checked("chunks present and readable", check_chunks, session, written)]
     declared = snapshot.metadata.get("icefloe", {}).get("arrays", {})
     checks.append(check_declared(session, declared if isinstance(declared, dict) else {}))
     groups = sorted({_group_of(path) for path in written})
     for group in groups or [""]:
-        dataset = xr.open_zarr(session.store, group=group or None, consolidated=False, chunks={})
+        try:
+            dataset = xr.open_zarr(session.store, group=group or None, consolidated=False, chunks={})
+        except Exception as e:  # its coordinates are read as it opens
+            checks.append(_unread(f"group '{group or '/'}' opens", e))
+            continue
         prefix = f"{group}/" if group else ""
         paths = {p.removeprefix(prefix): p for p in written if _group_of(p) == group}
-        checks.append(check_time(dataset, time_dim))
-        checks.append(check_nan_steps(dataset, written, paths, time_dim, allow_nan))
+        checks.append(_checked(f"'{time_dim}' increasing, no duplicates", check_time, dataset, time_dim))
+        checks.append(
+            _checked(f"no all-NaN '{time_dim}' step", check_nan_steps, dataset, written, paths, time_dim, allow_nan)
+        )
         if source is not None:
-            checks.append(check_sample(session, dataset, source, written, paths, sample_chunks))
+            checks.append(
+                _checked(
+                    "sample equals the source", check_sample, session, dataset, source, written, paths, sample_chunks
+                )
+            )
     return Validation(target=target, branch=branch, snapshot=snapshot_id, checks=checks)
+
+
+def _checked[*A](name: str, check: Callable[[*A], Check], *args: *A) -> Check:
+    try:
+        return check(*args)
+    except (icechunk.IcechunkError, OSError) as e:  # a chunk or object the check needs is gone or unreachable
+        return _unread(name, e)

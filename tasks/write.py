@@ -18,7 +18,7 @@ from tasks.arrays import ResolvedWrite
 from tasks.block_slices import SourceBlocks
 from tasks.errors import BlockWriteError, InvalidRequestError
 from tasks.kept_forks import KeptForks
-from tasks.plan import Block, Region, plan_blocks, relative_slices
+from tasks.plan import SOURCE_CHUNKS_UP_TO, Block, Region, plan_blocks, relative_slices, source_cell
 from tasks.request import WriteOptions
 from tasks.whole_chunks import Part, WholeChunkWriter
 from tasks.zarr_settings import raise_chunks_in_flight
@@ -26,7 +26,8 @@ from tasks.zarr_settings import raise_chunks_in_flight
 
 @dataclass(frozen=True)
 class BlockJob:
-    """What one block task receives: its block, the grid it follows and, per array, its culled slice of the source."""
+    """What one block task receives: its block, the grid it follows and, per array, its culled slice of the source;
+    and where to keep its fork, for a task that writes a batch of blocks (the run keeps the forks that reach it)."""
 
     block: Block
     unit: tuple[int, ...]
@@ -46,7 +47,10 @@ class WriteGroup:
     writes: list[ResolvedWrite]
 
     def blocks(self, block_bytes: int) -> list[Block]:
-        return plan_blocks(self.arrays, self.shape, self.unit, self.itemsize, block_bytes, self.region)
+        limit = max(block_bytes, SOURCE_CHUNKS_UP_TO)
+        cells = {source_cell(self.unit, w.write.source.chunks, self.region, self.itemsize, limit) for w in self.writes}
+        cell = cells.pop() if len(cells) == 1 else self.unit
+        return plan_blocks(self.arrays, self.shape, cell, self.itemsize, block_bytes, self.region)
 
 
 def group_writes(resolved: list[ResolvedWrite]) -> list[WriteGroup]:
@@ -76,8 +80,8 @@ def plan_jobs(resolved: list[ResolvedWrite], block_bytes: int) -> list[BlockJob]
 @dataclass(frozen=True)
 class WrittenBlock:
     """A block's fork once written, and what writing it took: the successful attempt's seconds, which attempt that
-    was (1: the first), how often its lost worker made the run submit it again, and whether an earlier attempt of
-    the run kept it (then this run did not write it)."""
+    was (1: the first), how often its lost worker made the run submit it again, whether an earlier attempt of the
+    run kept it (then this run did not write it), and whether its task kept it already."""
 
     block: Block
     fork: ForkSession
@@ -85,12 +89,26 @@ class WrittenBlock:
     attempt: int = 1
     resubmits: int = 0
     kept: bool = False
+    saved: bool = False
 
 
 def timed_write(fork: ForkSession, job: BlockJob, options: WriteOptions, attempt: int) -> WrittenBlock:
     started = time.perf_counter()
-    written = write_block(fork, job.block, job.unit, job.sources, options, job.keep)
+    written = write_block(fork, job.block, job.unit, job.sources, options)
     return WrittenBlock(job.block, written, time.perf_counter() - started, attempt)
+
+
+def keep_block(job: BlockJob, written: WrittenBlock) -> bool:
+    """Keep a written block's fork where its job says; whether it was. A block that could not be kept is still
+    written: only a resumed run would miss it."""
+    if job.keep is None:
+        return False
+    try:
+        job.keep.save_block(written.block, written.fork)
+    except Exception as e:
+        logging.getLogger("icefloe").warning("cannot keep block %s for a next attempt: %s", job.block.name, e)
+        return False
+    return True
 
 
 def batches(jobs: list[BlockJob], most: int) -> list[list[BlockJob]]:
@@ -146,10 +164,9 @@ def write_block(
     unit: tuple[int, ...],
     sources: tuple[da.Array, ...],
     options: WriteOptions,
-    keep: KeptForks | None = None,
 ) -> ForkSession:
     """Write each source (the block's slice of it) into `block.region` of its array through a copy of `fork`;
-    return that copy, kept in `keep` first when given.
+    return that copy.
 
     Each array is written piece by piece, each piece on the grid, so memory stays near `options.piece_bytes`.
     """
@@ -162,7 +179,8 @@ def write_block(
             array = zarr.open_array(session.store, path=path, mode="r+")
             writer = WholeChunkWriter.of(array)
             shape, itemsize = tuple(array.shape), array.dtype.itemsize
-            pieces = plan_blocks((path,), shape, unit, itemsize, options.piece_bytes, block.region)
+            cell = source_cell(unit, source.chunks, block.region, itemsize, options.piece_bytes)
+            pieces = plan_blocks((path,), shape, cell, itemsize, options.piece_bytes, block.region)
             steps.extend((array, writer, source[relative_slices(p.region, block.region)], p) for p in pieces)
 
         def compute(i: int) -> list[Part]:
@@ -177,8 +195,6 @@ def write_block(
                 parts = upcoming.result()
                 upcoming = pool.submit(compute, i + 1) if i + 1 < len(steps) else None
                 store_parts(array, writer, parts)
-        if keep is not None:
-            keep.save_block(block, session)
     except InvalidRequestError:
         raise  # the request is wrong: no retry can help, and the caller must be able to tell
     except Exception as e:

@@ -2,6 +2,7 @@
 
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -137,23 +138,43 @@ def broken(ntime: int = 48) -> xr.Dataset:
     return dataset.map(lambda v: v.copy(data=v.data.map_blocks(_broken, dtype=v.dtype)) if v.chunks else v)
 
 
+def _invalid(x: np.ndarray) -> np.ndarray:
+    raise InvalidRequestError("injected: this block's part of the source is wrong")
+
+
+def invalid_in_a_block(ntime: int = 48) -> xr.Dataset:
+    """A callable source that opens fine and whose every block refuses to be computed, as a request error would."""
+    dataset = SyntheticDataset(ntime=ntime, nlat=19, nlon=36, time_chunk=24).open()
+    return dataset.map(lambda v: v.copy(data=v.data.map_blocks(_invalid, dtype=v.dtype)) if v.chunks else v)
+
+
 def _counted(x: np.ndarray, marker_dir: str, variable: str, pause: float, block_info: Any = None) -> np.ndarray:
     chunk = "-".join(map(str, block_info[0]["chunk-location"])) if block_info else "?"
     time.sleep(pause)
     Path(marker_dir, f"read-{variable}-{chunk}-{uuid4().hex}").touch()
     if Path(marker_dir, f"fail-{chunk}").exists():
         raise OSError(f"injected failure while reading chunk {chunk} of {variable}")
+    collect = Path(marker_dir, f"collect-{chunk}")
+    if collect.exists():  # Icechunk's garbage collection runs on the target while the chunk is computed, once
+        target = collect.read_text()
+        collect.unlink()
+        from tests.conftest import open_repo
+
+        open_repo(target).garbage_collect(datetime.now(UTC))
     return x
 
 
 COUNTED_CHUNK_BYTES = 24 * 19 * 36 * 4 * 2  # one chunk of both of `counted`'s variables: a block each
 
 
-def counted(marker_dir: str, ntime: int = 96, pause: float = 0.0) -> xr.Dataset:
-    """A callable source (24 steps a chunk) that leaves a file `read-<variable>-<chunk>-*` in `marker_dir` for every
-    chunk computed, fails while a file `fail-<chunk>` exists there, and takes `pause` seconds a chunk.
+def counted(
+    marker_dir: str, ntime: int = 96, pause: float = 0.0, nlat: int = 19, nlon: int = 36, time_chunk: int = 24
+) -> xr.Dataset:
+    """A callable source (`time_chunk` steps a chunk) that leaves a file `read-<variable>-<chunk>-*` in `marker_dir`
+    for every chunk computed, fails while a file `fail-<chunk>` exists there, runs a garbage collection on the
+    repository a file `collect-<chunk>` names (once), and takes `pause` seconds a chunk.
     Its dask names are the same for the same arguments: what fails, and when, is not part of the request."""
-    dataset = SyntheticDataset(ntime=ntime, nlat=19, nlon=36, time_chunk=24).open()
+    dataset = SyntheticDataset(ntime=ntime, nlat=nlat, nlon=nlon, time_chunk=time_chunk).open()
     return dataset.map(
         lambda v: v.copy(data=v.data.map_blocks(_counted, marker_dir, v.name, pause, dtype=v.dtype)) if v.chunks else v
     )

@@ -118,6 +118,11 @@ CLI_CASES = {
     ),
     "dry-run-missing-source": Case(["write", "{new}-missing.nc", "{new}", "--dry-run"], ["does not exist"]),
     "history-not-a-repository": Case(["history", "{new}"], ["{new}", "no Icechunk repository"]),
+    "validate-not-a-repository": Case(["validate", "{new}"], ["{new}", "no Icechunk repository"]),
+    "validate-branch-missing": Case(["validate", "{existing}", "--branch", "nope"], ["'nope'", "main"]),
+    "validate-snapshot-unknown": Case(
+        ["validate", "{existing}", "--snapshot", "ABCDEFGHIJKLMNOPQRST"], ["ABCDEFGHIJKLMNOPQRST", "icefloe history"]
+    ),
 }
 
 

@@ -1,8 +1,9 @@
 """The `icefloe` command: `write` (and `--dry-run`), `demo`, `history`, `validate`, `kept` and `serve`.
 
 It answers at once: this module imports only the standard library, and each command imports what it needs when it
-runs. Exit codes: 0 committed (or planned); 1 the write started and failed, nothing was committed; 2 refused before
-anything was written; 130 (Ctrl-C) or 143 (SIGTERM) interrupted.
+runs. Exit codes: 0 committed (or planned, or checked and passed); 1 the command started and failed (nothing was
+committed), or a check failed; 2 refused because of the request itself, before anything was written; 130 (Ctrl-C)
+or 143 (SIGTERM) interrupted.
 """
 
 import argparse
@@ -129,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     write.add_argument(
         "--manifest-split-chunks", type=int, help="split each array's manifest every N chunks along its first axis"
     )
+    write.add_argument(
+        "--manifest-fetch-concurrency",
+        type=int,
+        help="manifests the commit fetches and writes at once (default 16; Icechunk's own is 1)",
+    )
     _run_options(write)
     write.add_argument("--dry-run", action="store_true", help="check everything, print the plan, write nothing")
     write.set_defaults(run=_write)
@@ -203,18 +209,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def refused(error: BaseException) -> bool:
-    """A request refused before anything was written, as opposed to a write that failed."""
+def refused(error: BaseException, command: str = "write") -> bool:
+    """A request refused because of the request itself, before anything was written (exit 2), as opposed to a
+    command that started and failed (exit 1): a storage error, a chunk that is gone, a failed write or commit."""
+    import icechunk
     from pydantic import ValidationError
 
-    from tasks.errors import IcefloeError, InvalidRequestError, ValidationHookError
+    from tasks.errors import IcefloeError, InvalidRequestError, ValidationHookError, started_writing
 
+    if started_writing(error):
+        return False
     if isinstance(error, InvalidRequestError | ValidationHookError | ValidationError | argparse.ArgumentTypeError):
         return True
-    if isinstance(error, FileExistsError):  # xarray's mode w- on a group that exists: before anything is written
-        return True
-    # xarray's and zarr's own refusals (a bad mode, dimension, region or encoding) are ValueErrors and KeyErrors
-    return isinstance(error, ValueError | KeyError) and not isinstance(error, IcefloeError)
+    if command not in ("write", "demo") or isinstance(error, IcefloeError | icechunk.IcechunkError):
+        return False
+    # xarray's and zarr's own refusals of a write (a bad mode, dimension, region or encoding) are ValueErrors and
+    # KeyErrors; mode w- on a group that exists is a FileExistsError
+    return isinstance(error, ValueError | KeyError | FileExistsError)
 
 
 def entry_point() -> NoReturn:
@@ -282,7 +293,7 @@ def _report(command: str, error: Exception) -> int:
 
     from tasks.errors import IcefloeError
 
-    if refused(error) or (command != "write" and isinstance(error, icechunk.IcechunkError)):
+    if refused(error, command):
         # our refusals say what is wrong; others' need their name (ValueError, KeyError, ...) to make sense
         what = str(error) if isinstance(error, IcefloeError) else f"{type(error).__name__}: {error}"
         print(f"icefloe {command}: refused, nothing was written: {what}", file=sys.stderr)
@@ -292,6 +303,7 @@ def _report(command: str, error: Exception) -> int:
         if details:
             print(details, file=sys.stderr)
         summary = " ".join(summary.split())
-        print(f"icefloe {command}: failed, nothing was committed: {type(error).__name__}: {summary}", file=sys.stderr)
+        outcome = "failed, nothing was committed" if command in ("write", "demo") else "failed"
+        print(f"icefloe {command}: {outcome}: {type(error).__name__}: {summary}", file=sys.stderr)
         return 1
     raise error

@@ -72,7 +72,8 @@ def parse_region(values: list[str] | None) -> RegionParameter:
 
 OPTION_FLAGS = {"block_bytes": "--block-mib", "retries": "--retries", "n_workers": "--n-workers",
                 "dask_address": "--dask-address", "storage_max_tries": "--storage-max-tries",
-                "max_task_runs": "--max-task-runs", "manifest_split_chunks": "--manifest-split-chunks"}  # fmt: skip
+                "max_task_runs": "--max-task-runs", "manifest_split_chunks": "--manifest-split-chunks",
+                "manifest_fetch_concurrency": "--manifest-fetch-concurrency"}  # fmt: skip
 
 
 def validation_problems(error: "ValidationError", names: dict[str, str] | None = None, tagged: bool = False) -> str:
@@ -132,6 +133,11 @@ def write(args: argparse.Namespace, prefect: Prefect | None) -> int:
         retries=args.retries,
         storage_max_tries=args.storage_max_tries,
         manifest_split_chunks=args.manifest_split_chunks,
+        **(
+            {}
+            if args.manifest_fetch_concurrency is None
+            else {"manifest_fetch_concurrency": args.manifest_fetch_concurrency}
+        ),
         max_task_runs=args.max_task_runs,
     )
     if prefect is None:  # --dry-run

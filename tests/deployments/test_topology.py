@@ -75,7 +75,7 @@ def test_a_commit_triggers_a_validate_run_of_its_snapshot_that_completes(stack: 
         raise AssertionError(f"{e}; validate runs: {seen}; logs in {stack.logs}") from e
     assert run["state_type"] == "COMPLETED", stack.log_text(run["id"])
     assert run["parameters"] == {"repo": target, "branch": "main", "snapshot": snapshot}
-    assert "chunks present: passed" in stack.log_text(run["id"])
+    assert "chunks present and readable: passed" in stack.log_text(run["id"])
 
 
 def test_invalid_parameters_are_refused_by_the_api_and_nothing_runs(stack: Stack) -> None:

@@ -1,6 +1,7 @@
 """Flow runs resume at block level: a failed run's finished blocks are kept beside the target (on S3 too), and the
 same request run again submits block tasks only for the others."""
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
@@ -100,3 +101,34 @@ def test_a_file_source_is_fingerprinted_by_its_files_sizes_and_times(tmp_path: P
 
     assert source_fingerprint(netcdf) != before[0]
     assert source_fingerprint(zarr_source) != before[1]
+
+
+def test_a_flow_run_resumed_after_garbage_collection_on_s3_commits_what_reads_back(
+    s3_target: str, tmp_path: Path, dask_address: str
+) -> None:
+    """The kept session's coordinates (300 and 400 values: chunk objects) and the kept forks are collected between
+    the failed run and its retry; the retry writes them again, and the snapshot reads back in full."""
+    from datetime import UTC, datetime
+
+    import zarr
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    grid = {"ntime": 8, "time_chunk": 2, "nlat": 300, "nlon": 400}
+    source = CallableSource(function="tests.sources:counted", keywords={"marker_dir": str(markers), **grid})
+    options = WriteOptions(dask_address=dask_address, block_bytes=2 * 300 * 400 * 4 * 2, retries=0)
+    (markers / "fail-2-0-0").touch()
+    assert write_dataset(repo=s3_target, source=source, options=options, return_state=True).is_failed()
+    time.sleep(1.1)  # S3 dates objects to the second: the cutoff must be past what the failed run wrote
+    assert open_repo(s3_target).garbage_collect(datetime.now(UTC)).chunks_deleted > 0
+    (markers / "fail-2-0-0").unlink()
+
+    assert write_dataset(repo=s3_target, source=source, options=options, return_state=True).is_completed()
+
+    assert snapshot_count(s3_target) == 2
+    session = open_repo(s3_target).readonly_session("main")
+    for name in ("lat", "lon", "t2m", "u10"):
+        zarr.open_array(session.store, path=name, mode="r")[...]
+    written = xr.open_zarr(session.store, consolidated=False)
+    (tmp_path / "unused").mkdir()
+    xr.testing.assert_identical(written, counted(str(tmp_path / "unused"), **grid).load())  # type: ignore[arg-type]

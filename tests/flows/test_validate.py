@@ -2,6 +2,8 @@
 a time coordinate that repeats, or data that differs from the source fails it, naming what is wrong."""
 
 import asyncio
+import json
+import re
 from pathlib import Path
 
 import icechunk
@@ -13,6 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from flows.validate import validate
+from tasks.errors import ValidationFailedError
 from tasks.local import LocalOrchestrator
 from tasks.request import WriteOptions
 from tasks.runs import run_write_dataset
@@ -65,6 +68,47 @@ def test_a_chunk_missing_from_the_snapshots_manifest_fails_naming_it(written: st
     assert code == 1
     assert "failed   chunks present" in out
     assert "1 of 8 written chunks are missing: 't2m' chunk (1, 0, 0)" in err
+
+
+def _delete_one_chunk_object(repo_path: str) -> None:
+    """What a garbage collection with too new a cutoff, or a bucket's lifecycle rule, does: the manifest still
+    refers to the chunk, its object is gone."""
+    objects = sorted((Path(repo_path) / "chunks").iterdir())
+    assert len(objects) == 8  # the data variables' chunks; the small coordinates sit inline in the manifest
+    objects[3].unlink()
+
+
+def test_a_chunk_whose_object_is_gone_fails_the_check_naming_it_with_exit_1(written: str, tmp_path: Path) -> None:
+    _delete_one_chunk_object(written)
+
+    code, out, err = _validate(tmp_path, written, "--source", SOURCE_JSON)
+
+    assert code == 1, err
+    assert "failed   chunks present and readable" in out
+    assert re.search(r"1 of 8 written chunks cannot be read: '(t2m|u10)' chunk \(\d, 0, 0\) \(StorageError", err), err
+    assert "refused" not in err
+
+
+def test_a_chunk_whose_object_is_gone_fails_the_validate_flow_with_its_table(written: str) -> None:
+    _delete_one_chunk_object(written)
+
+    state = validate(repo=written, return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(ValidationFailedError, match="chunks present and readable: 1 of 8 written chunks cannot be"):
+        state.result()
+    rows = _table(state.state_details.flow_run_id)
+    assert {"check": "chunks present and readable", "outcome": "failed"}.items() <= rows[0].items()
+    assert any(r["check"] == "dtypes and shapes as declared" and r["outcome"] == "passed" for r in rows)
+
+
+def _table(run_id: object) -> list[dict[str, str]]:
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    (table,) = [a for a in artifacts if a.type == "table"]
+    return json.loads(table.data) if isinstance(table.data, str) else table.data  # type: ignore[return-value]
 
 
 def _plain_write(repo_path: str, dataset: xr.Dataset) -> None:

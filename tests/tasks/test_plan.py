@@ -137,3 +137,20 @@ def test_local_block_size_keeps_every_thread_busy_even_for_small_writes() -> Non
     assert LOCAL_SIZING.block_bytes(64 * 2**20, threads=2) == 16 * 2**20
     assert LOCAL_SIZING.block_bytes(16 * 2**20, threads=2) == 8 * 2**20
     assert LOCAL_SIZING.block_bytes(100 * 2**30, threads=2) == 512 * 2**20
+
+
+def test_blocks_follow_the_sources_chunks_when_they_are_whole_cells_of_the_grid() -> None:
+    from tasks.plan import source_cell
+
+    chunks = ((8, 8, 8, 8), (721,), (1440,))  # a dask chunk of 8 steps, Zarr chunks of 2
+    region = ((0, 32), (0, 721), (0, 1440))
+    cell = source_cell((2, 361, 720), chunks, region, itemsize=8, limit_bytes=2**30)
+    assert cell == (8, 721, 1440)
+    blocks = plan_blocks(("t2m", "u10"), (32, 721, 1440), cell, 8, 66 * 2**20, region)
+    assert [b.region[0] for b in blocks] == [(0, 8), (8, 16), (16, 24), (24, 32)]  # no dask chunk computed twice
+    # the Zarr grid where a source chunk is not whole cells of it, or too big, or the region starts inside one
+    assert source_cell((3, 361, 720), chunks, region, 8, 2**30) == (3, 361, 720)
+    assert source_cell((2, 361, 720), chunks, region, 8, 2**20) == (2, 361, 720)
+    shifted = ((4, 36), (0, 721), (0, 1440))
+    assert source_cell((2, 361, 720), chunks, shifted, 8, 2**30) == (2, 361, 720)
+    assert source_cell((2, 361, 720), ((6, 8, 8, 8, 2), *chunks[1:]), region, 8, 2**30) == (2, 361, 720)

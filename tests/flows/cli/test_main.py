@@ -28,3 +28,20 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
         main([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: icefloe" in capsys.readouterr().out
+
+
+def test_exit_2_means_refused_by_the_request_itself_and_anything_later_is_a_failure() -> None:
+    import icechunk
+
+    from flows.cli import refused
+    from tasks.errors import InvalidRequestError, OverlappingWritesError, note_started_writing
+
+    overlap = OverlappingWritesError("block t[0:10] came back twice")
+    assert refused(overlap)
+    note_started_writing(overlap)  # what write_and_commit adds to whatever it raises
+    assert not refused(overlap)
+    assert refused(ValueError("xarray: mode 'x' is not one of ..."), "write")  # to_zarr's own refusals
+    assert not refused(ValueError("a decoding error while checking"), "validate")
+    assert refused(InvalidRequestError("no Icechunk repository at x"), "validate")
+    assert not refused(icechunk.IcechunkError("object not found"), "validate")
+    assert not refused(icechunk.IcechunkError("object not found"), "write")

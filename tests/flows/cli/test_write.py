@@ -112,6 +112,21 @@ def test_a_block_that_keeps_failing_is_retried_then_nothing_is_committed(tmp_pat
     assert snapshot_count(str(target)) == 1  # only the repository's own first snapshot
 
 
+def test_an_error_raised_once_blocks_are_written_is_a_failure_not_a_refusal(tmp_path: Path) -> None:
+    """Exit 2 says "your request was refused, nothing was written"; once blocks are written, whatever fails (here an
+    invalid-request error from inside a block) is a failed run: exit 1."""
+    target = tmp_path / "repo"
+
+    done = icefloe(
+        "write", "tests.sources:invalid_in_a_block", str(target), env=command_env(tmp_path / "home"), cwd=Path.cwd()
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "icefloe write: failed, nothing was committed: BlockWriteError" in done.stderr
+    assert "injected: this block's part of the source is wrong" in done.stderr
+    assert snapshot_count(str(target)) == 1
+
+
 def test_the_demo_without_a_prefect_api_reads_back_identical(tmp_path: Path) -> None:
     """What `make demo` runs on a machine with no Prefect API configured."""
     target = tmp_path / "demo.icechunk"
