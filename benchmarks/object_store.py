@@ -1,0 +1,329 @@
+"""icefloe against raw Icechunk on object storage: moto's S3 server on loopback, behind a proxy that adds a fixed
+latency to every request (as an object store's first byte has) and counts requests by method and kind of object.
+
+    uv run python -m benchmarks.object_store                                  # 256 MiB and 1 GiB at 20 ms, then
+                                                                              # 256 MiB at 0 and 50 ms
+    uv run python -m benchmarks.object_store --sizes 256MiB --latencies 20 --repeat 3 --no-flow
+
+The synthetic 0.25-degree dataset (two float32 variables), Zarr chunks of 2 steps (2.1 MB), dask chunks of 8 steps.
+Two comparisons, each path run `--repeat` times, alternating, best run of each:
+
+1. The command's path, whole processes (the user's clock: interpreter start, imports, the write, the exit):
+   `icefloe write` with no Prefect API against the scripts it replaces (`benchmarks/plain_to_icechunk.py`:
+   `to_icechunk`, or `store_dask` per array, on dask's threaded scheduler).
+2. A flow run, as a served deployment runs it: a Prefect API and a threaded Dask cluster already up (as
+   `icefloe serve` keeps them), the `write_dataset` flow against `to_icechunk` and `store_dask` on that cluster,
+   timed in this process from the call to its return.
+
+Every run gets a new S3 server and proxy (moto holds objects in memory: an earlier run's would slow the next),
+started off the clock. Printed per path: seconds, MB/s, chunk PUTs per second, requests by method, and the ratios
+of throughput icefloe/raw (above 1: icefloe faster); then, for icefloe, the requests by kind of object beside raw
+to_icechunk's, which accounts for every extra request.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+NLAT, NLON, VARIABLES = 721, 1440, ("t2m", "u10")
+STEP_BYTES = NLAT * NLON * 4 * len(VARIABLES)
+TIME_CHUNK, ZARR_CHUNKS = 8, (2, 361, 720)
+ENCODING = {name: {"chunks": list(ZARR_CHUNKS)} for name in VARIABLES}
+SIZES = {"64MiB": 2**26, "256MiB": 2**28, "1GiB": 2**30}
+BUCKET = "icefloe-bench"
+KEYS = {"AWS_ACCESS_KEY_ID": "bench-key", "AWS_SECRET_ACCESS_KEY": "bench-secret", "AWS_REGION": "us-east-1"}
+
+
+def ntime(nbytes: int) -> int:
+    """Time steps (whole dask chunks) closest to `nbytes`."""
+    return max(TIME_CHUNK, round(nbytes / STEP_BYTES / TIME_CHUNK) * TIME_CHUNK)
+
+
+def source(steps: int) -> dict[str, Any]:
+    return {"kind": "synthetic", "ntime": steps, "nlat": NLAT, "nlon": NLON, "time_chunk": TIME_CHUNK, "freq": "6h"}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class S3:
+    """A moto server and the latency proxy in front of it, each its own process."""
+
+    endpoint: str  # the proxy's: what clients use
+    processes: list[subprocess.Popen[bytes]]
+
+    def requests(self, reset: bool = True) -> Counter[str]:
+        request = urllib.request.Request(f"{self.endpoint}/__counts__", method="POST" if reset else "GET")
+        with urllib.request.urlopen(request) as answer:
+            return Counter(json.loads(answer.read())["requests"])
+
+    def environment(self) -> dict[str, str]:
+        return {**KEYS, "AWS_ENDPOINT_URL": self.endpoint}
+
+
+@contextmanager
+def s3_server(latency_ms: float) -> Iterator[S3]:
+    import boto3
+
+    port = free_port()
+    log = subprocess.DEVNULL
+    moto = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "tests.fault_proxy", f"http://127.0.0.1:{port}", "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proxy.stdout is not None
+        endpoint = f"http://127.0.0.1:{int(proxy.stdout.readline())}"
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **_boto_keys())
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket=BUCKET)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        s3 = S3(endpoint, [moto, proxy])
+        s3.requests()  # the bucket's creation went around the proxy; start from zero anyway
+        yield s3
+    finally:
+        for process in (proxy, moto):
+            process.kill()
+            process.wait()
+
+
+def _boto_keys() -> dict[str, str]:
+    return {
+        "aws_access_key_id": KEYS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": KEYS["AWS_SECRET_ACCESS_KEY"],
+        "region_name": KEYS["AWS_REGION"],
+    }
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    requests: Counter[str]
+
+
+type Write = Callable[[S3, str], None]
+"""One path's write of the source into a target (s3://...) on the given server."""
+
+
+def command_env(s3: S3, home: Path) -> dict[str, str]:
+    """This environment without any Prefect API (a user who has not set one up), with the S3 settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_"))}
+    return {**env, **s3.environment(), "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def _run(argv: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} failed ({done.returncode}): {done.stderr.decode()[-3000:]}")
+
+
+def script(steps: int, home: Path, *extra: str) -> Write:
+    def write(s3: S3, target: str) -> None:
+        chunks = ",".join(map(str, ZARR_CHUNKS))
+        argv = [sys.executable, "-m", "benchmarks.plain_to_icechunk", target, str(steps), "--chunks", chunks]
+        _run([*argv, "--time-chunk", str(TIME_CHUNK), *extra], command_env(s3, home))
+
+    return write
+
+
+def icefloe_command(steps: int, home: Path) -> Write:
+    def write(s3: S3, target: str) -> None:
+        argv = [str(BIN / "icefloe"), "write", json.dumps(source(steps)), target, "--encoding", json.dumps(ENCODING)]
+        _run(argv, command_env(s3, home))
+
+    return write
+
+
+@contextmanager
+def s3_environment(s3: S3) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in s3.environment()}
+    os.environ.update(s3.environment())
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def in_process(write: Callable[[str], object]) -> Write:
+    def run(s3: S3, target: str) -> None:
+        with s3_environment(s3):
+            write(target)
+
+    return run
+
+
+def timed(path: Write, latency_ms: float) -> Run:
+    with s3_server(latency_ms) as s3:
+        target = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+        started = time.perf_counter()
+        path(s3, target)
+        seconds = time.perf_counter() - started
+        return Run(seconds, s3.requests())
+
+
+def compare(paths: dict[str, Write], repeat: int, latency_ms: float) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {name: [] for name in paths}
+    names = list(paths)
+    for i in range(repeat):
+        for name in names if i % 2 == 0 else list(reversed(names)):
+            runs[name].append(timed(paths[name], latency_ms))
+    return runs
+
+
+def methods(requests: Counter[str]) -> str:
+    by_method: Counter[str] = Counter()
+    for kind, n in requests.items():
+        by_method[kind.split()[0]] += n
+    return " ".join(f"{m} {by_method[m]}" for m in ("PUT", "GET", "HEAD", "LIST", "DELETE", "POST") if by_method[m])
+
+
+def report(title: str, runs: dict[str, list[Run]], nbytes: int, raws: tuple[str, ...]) -> None:
+    print(title)
+    best = {name: min(r, key=lambda run: run.seconds) for name, r in runs.items()}
+    for name, run in best.items():
+        chunk_puts = run.requests["PUT chunks"]
+        ratios = (
+            "" if name in raws else "  " + "  ".join(f"x{best[raw].seconds / run.seconds:.2f} vs {raw}" for raw in raws)
+        )
+        all_times = " ".join(f"{r.seconds:.2f}" for r in runs[name])
+        print(
+            f"  {name:<22} {run.seconds:6.2f} s ({all_times})  {nbytes / 1e6 / run.seconds:5.0f} MB/s  "
+            f"{chunk_puts / run.seconds:5.0f} chunk PUT/s  {methods(run.requests)}  "
+            f"({sum(run.requests.values())} requests){ratios}"
+        )
+    reference = best[raws[0]].requests
+    for name in (n for n in best if n not in raws):
+        mine = best[name].requests
+        extra = {k: mine[k] - reference[k] for k in sorted(set(mine) | set(reference)) if mine[k] != reference[k]}
+        total = sum(mine.values()) / max(1, sum(reference.values()))
+        print(f"  {name} requests / {raws[0]}'s: {total:.3f}; differing kinds: {extra}")
+
+
+@contextmanager
+def warm_stack() -> Iterator[str]:
+    """A Prefect API and a threaded Dask cluster, as `icefloe serve` keeps them; the scheduler's address."""
+    from flows.prefect_api import running_prefect_api
+    from tasks.cluster import local_cluster
+    from tasks.request import WriteOptions
+
+    with running_prefect_api(), local_cluster(WriteOptions()) as cluster:
+        yield cluster.scheduler_address
+
+
+def flow_paths(steps: int, address: str) -> dict[str, Write]:
+    import icechunk
+    import icechunk.dask
+    import icechunk.xarray
+    import zarr
+    from distributed import Client
+
+    from flows.write_dataset import write_dataset
+    from tasks.request import WriteOptions
+    from tasks.sources import SyntheticDataset
+    from tasks.target import repository_storage
+
+    model = SyntheticDataset(**source(steps))
+    client = Client(address, set_as_default=False)
+
+    def raw_to_icechunk(target: str) -> None:
+        session = icechunk.Repository.create(repository_storage(target)).writable_session("main")
+        with client.as_current():
+            icechunk.xarray.to_icechunk(model.open(), session, mode="w", encoding=ENCODING)
+        session.commit("raw to_icechunk")
+
+    def raw_store_dask(target: str) -> None:
+        dataset = model.open()
+        session = icechunk.Repository.create(repository_storage(target)).writable_session("main")
+        dataset.to_zarr(session.store, mode="w", encoding=ENCODING, compute=False, zarr_format=3, consolidated=False)
+        fork = session.fork()
+        targets = [zarr.open_array(fork.store, path=name, mode="r+") for name in VARIABLES]
+        with client.as_current():
+            merged = icechunk.dask.store_dask(sources=[dataset[name].data for name in VARIABLES], targets=targets)
+        session.merge(merged)
+        session.commit("raw store_dask")
+
+    def flow_run(target: str) -> None:
+        write_dataset(
+            repo=target, source=model, mode="w", encoding=ENCODING, options=WriteOptions(dask_address=address)
+        )
+
+    return {
+        "raw to_icechunk": in_process(raw_to_icechunk),
+        "raw store_dask": in_process(raw_store_dask),
+        "icefloe flow run": in_process(flow_run),
+    }
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    arguments.add_argument("--sizes", default="256MiB,1GiB", help=f"comma-separated, of {', '.join(SIZES)}")
+    arguments.add_argument("--latencies", default="20", help="added milliseconds per request, comma-separated")
+    arguments.add_argument("--extra", default="0,50", help="latencies also run at the first size only")
+    arguments.add_argument("--repeat", type=int, default=3, help="runs of each path (default 3)")
+    arguments.add_argument("--no-command", dest="command", action="store_false", help="skip the command's path")
+    arguments.add_argument("--no-flow", dest="flow", action="store_false", help="skip the flow runs")
+    args = arguments.parse_args()
+    sizes = [s for s in args.sizes.split(",") if s]
+    configurations = [(size, float(ms)) for size in sizes for ms in args.latencies.split(",") if ms]
+    configurations += [(sizes[0], float(ms)) for ms in args.extra.split(",") if ms]
+    home = Path(tempfile.mkdtemp(prefix="prefect-home-"))
+    try:
+        if args.command:
+            for size, latency in configurations:
+                steps = ntime(SIZES[size])
+                nbytes = steps * STEP_BYTES
+                paths = {
+                    "raw to_icechunk": script(steps, home),
+                    "raw store_dask": script(steps, home, "--store-dask"),
+                    "icefloe write": icefloe_command(steps, home),
+                }
+                runs = compare(paths, args.repeat, latency)
+                title = f"command, whole processes: {size} ({nbytes / 1e6:.0f} MB) at {latency:.0f} ms per request"
+                report(title, runs, nbytes, ("raw to_icechunk", "raw store_dask"))
+        if args.flow:
+            with warm_stack() as address:
+                for size, latency in configurations:
+                    steps = ntime(SIZES[size])
+                    nbytes = steps * STEP_BYTES
+                    runs = compare(flow_paths(steps, address), args.repeat, latency)
+                    title = (
+                        f"flow run on a warm cluster: {size} ({nbytes / 1e6:.0f} MB) at {latency:.0f} ms per request"
+                    )
+                    report(title, runs, nbytes, ("raw to_icechunk", "raw store_dask"))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
