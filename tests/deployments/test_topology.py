@@ -75,7 +75,11 @@ def test_a_commit_triggers_a_validate_run_of_its_snapshot_that_completes(stack: 
         raise AssertionError(f"{e}; validate runs: {seen}; logs in {stack.logs}") from e
     assert run["state_type"] == "COMPLETED", stack.log_text(run["id"])
     assert run["parameters"] == {"repo": target, "branch": "main", "snapshot": snapshot}
-    assert "chunks present and readable: passed" in stack.log_text(run["id"])
+    # the run's process delivers its logs in batches: the last ones can reach the API after its final state
+    try:
+        wait_for(lambda: "chunks present and readable: passed" in stack.log_text(run["id"]) or None, "the check")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}; the run's logs: {stack.log_text(run['id'])!r}") from e
 
 
 def test_invalid_parameters_are_refused_by_the_api_and_nothing_runs(stack: Stack) -> None:
