@@ -49,5 +49,5 @@ def write_blocks_task(fork: ForkSession, jobs: list[BlockJob], options: WriteOpt
     written = []
     for job in jobs:
         block = write_block_retrying(fork, job, options)
-        written.append(replace(block, saved=keep_block(job, block)))
+        written.append(replace(block, saved=keep_block(job.keep, block)))
     return written

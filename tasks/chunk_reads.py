@@ -14,6 +14,8 @@ import zarr
 from zarr.abc.store import RangeByteRequest, Store
 from zarr.core.buffer import default_buffer_prototype
 
+from tasks.errors import one_line
+
 IN_FLIGHT = 64
 """Reads in flight at once: each waits on the object store's latency, not on this machine."""
 
@@ -26,11 +28,6 @@ class UnreadableChunk:
 
     def describe(self) -> str:
         return f"'{self.array}' chunk {self.index} ({self.error})"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
 
 
 type ChunkKey = tuple[str, tuple[int, ...], str]
@@ -81,7 +78,7 @@ async def _read_all(
             try:
                 found = await store.get(key, prototype, byte_range=byte_range)
             except Exception as e:  # Icechunk's StorageError ("object not found"), or the store failing
-                return UnreadableChunk(array, index, _first_line(e))
+                return UnreadableChunk(array, index, one_line(e))
         return None if found is None else found.to_bytes()
 
     return list(await asyncio.gather(*(read(*key) for key in keys)))

@@ -41,6 +41,12 @@ class UnreadableChunksError(IcefloeError):
     references to missing objects. Nothing was committed."""
 
 
+def one_line(error: BaseException) -> str:
+    """An error's type and the first line of its message (Icechunk's add pages of context below it)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
 STARTED_WRITING = "icefloe: raised once the run had started writing blocks; nothing was committed"
 
 

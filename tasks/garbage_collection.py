@@ -22,9 +22,6 @@ class Mark:
     updated_at: str
     kind: str
 
-    def describe(self) -> str:
-        return f"{self.kind} at {self.updated_at}"
-
 
 def _mark(update: icechunk.Update) -> Mark:
     return Mark(update.updated_at.isoformat(), type(update.kind).__name__)
@@ -51,11 +48,12 @@ class Collections:
         """Nothing written after the mark can have been collected."""
         return self.known and not self.ran
 
-    def describe(self) -> str:
+    def describe(self, since: str) -> str:
+        """What may have happened since `since` (what was written after the mark: "they were written")."""
         if not self.known:
-            return "the repository's operations log no longer reaches back to when they were written"
+            return f"the repository's operations log no longer reaches back to when {since}"
         times = ", ".join(t.strftime("%Y-%m-%d %H:%M:%S UTC") for t in self.ran)
-        return f"garbage collection ran on the repository since they were written ({times})"
+        return f"garbage collection ran on the repository since {since} ({times})"
 
 
 def collections_since(repo: icechunk.Repository, since: Mark | None) -> Collections:

@@ -44,6 +44,7 @@ from icechunk import ForkSession, Session
 
 from tasks.arrays import ResolvedWrite
 from tasks.chunk_reads import stored_bytes, unreadable_chunks
+from tasks.errors import one_line
 from tasks.garbage_collection import Mark, collections_since
 from tasks.icechunk_internals import session_bytes, session_from_bytes
 from tasks.plan import Block
@@ -236,7 +237,7 @@ class Resumption:
                 same = all(fork.get_node_id(f"/{a}") == self.session.get_node_id(f"/{a}") for a in block.arrays)
                 lost = unreadable_chunks(fork.store, fork.status().updated_chunks) if same and self.check_forks else []
             except Exception as e:
-                logger.warning("kept block %s is unreadable (%s); writing it again", block.name, _first_line(e))
+                logger.warning("kept block %s is unreadable (%s); writing it again", block.name, one_line(e))
                 continue
             if not same:
                 logger.warning("kept block %s belongs to another attempt's session; writing it again", block.name)
@@ -250,11 +251,6 @@ class Resumption:
             else:
                 found.append(WrittenBlock(block, fork, kept=True))
         return found
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 def resume(
@@ -284,7 +280,7 @@ def resume(
     try:
         adopted = _adopt(fs, run_dir, ours, kept, repository, logger)
     except Exception as e:  # a truncated or foreign file: start this run's set afresh
-        logger.warning("cannot read the kept session at %s (%s); starting over", run_dir, _first_line(e))
+        logger.warning("cannot read the kept session at %s (%s); starting over", run_dir, one_line(e))
         adopted = None
     if adopted is None:
         _remove(fs, run_dir)
@@ -316,7 +312,9 @@ def _adopt(
     collections = collections_since(repository, kept_mark)
     if collections.clear:
         return Resumption(kept, session, int(run["block_bytes"]), blocks, kept_mark)
-    logger.info("%d kept blocks: %s; reading back what they refer to", len(blocks), collections.describe())
+    logger.info(
+        "%d kept blocks: %s; reading back what they refer to", len(blocks), collections.describe("they were written")
+    )
     lost = unreadable_chunks(session.store, session.status().updated_chunks)
     if lost:
         logger.warning(

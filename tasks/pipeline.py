@@ -85,7 +85,7 @@ def write_and_commit(
             def merge_and_keep(written: WrittenBlock) -> None:
                 merge(written)
                 if resumption is not None and not (written.kept or written.saved):
-                    keeper.submit(keep_block, BlockJob(written.block, (), (), resumption.kept), written)
+                    keeper.submit(keep_block, resumption.kept, written)
 
             logger.info(
                 "writing %d arrays in %d blocks (branch %s)%s",
@@ -183,7 +183,7 @@ def check_still_stored(session: Session, repository: icechunk.Repository, since:
     changed = session.status().updated_chunks
     logger.info(
         "%s: reading back the %d chunks the commit refers to",
-        collections.describe().replace("they were", "this run's chunks were"),
+        collections.describe("this run's chunks were written"),
         sum(len(c) for c in changed.values()),
     )
     lost = unreadable_chunks(session.store, changed)

@@ -80,13 +80,13 @@ def run_store_array(
         initialize_arrays(group, resolved)
         return resolved
 
-    with held_target(orchestrator, repo, branch, options) as kept:
+    with held_target(orchestrator, repo, branch, options) as listed:
         opened, resolved = orchestrator.stage(
             "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
         )
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
         return write_and_commit(
-            orchestrator, repo, opened, resolved, options, message or default_message, started_at, listed=kept
+            orchestrator, repo, opened, resolved, options, message or default_message, started_at, listed=listed
         )
 
 
@@ -148,13 +148,13 @@ def run_write_dataset(
             validation_hook=validation_hook if run_hook else None,
         )
 
-    with held_target(orchestrator, repo, branch, options) as kept:
+    with held_target(orchestrator, repo, branch, options) as listed:
         opened, resolved = orchestrator.stage(
             "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
         )
         default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
         return write_and_commit(
-            orchestrator, repo, opened, resolved, options, message or default_message, started_at, source_state, kept
+            orchestrator, repo, opened, resolved, options, message or default_message, started_at, source_state, listed
         )
 
 
@@ -192,9 +192,11 @@ def run_time_update(
         return opened, initialize_update(opened.session.store, update, existing is None, group, dim, encoding)
 
     # decide and write from the same tip: no other run appends it too
-    with held_target(orchestrator, repo, branch, options) as kept:
+    with held_target(orchestrator, repo, branch, options) as listed:
         initialized = orchestrator.stage("initialize", initialize)
         if initialized is None:
             return None
         opened, resolved = initialized
-        return write_and_commit(orchestrator, repo, opened, resolved, options, message, started_at, source_state, kept)
+        return write_and_commit(
+            orchestrator, repo, opened, resolved, options, message, started_at, source_state, listed
+        )

@@ -135,11 +135,6 @@ def repository_config(
     return icechunk.RepositoryConfig(storage=icechunk.StorageSettings(retries=retries), manifest=manifest)
 
 
-def open_repository(target: str, config: icechunk.RepositoryConfig | None = None) -> icechunk.Repository:
-    """Open the repository at `target`, creating an empty one if nothing is there yet."""
-    return icechunk.Repository.open_or_create(repository_storage(target), config=config)
-
-
 def check_branch(repo: icechunk.Repository, branch: str) -> str:
     """The tip snapshot of `branch`, or a clear error naming the branches that exist."""
     branches = repo.list_branches()

@@ -17,7 +17,7 @@ import zarr
 from pydantic import BaseModel, ConfigDict
 
 from tasks.chunk_reads import unreadable_chunks
-from tasks.errors import InvalidRequestError
+from tasks.errors import InvalidRequestError, one_line
 from tasks.plan import Region, chunks_of, format_region, full_region, parse_region
 from tasks.target import check_branch, open_existing
 
@@ -124,8 +124,7 @@ def check_chunks(session: icechunk.Session, written: dict[str, Region]) -> Check
 
 def _unread(check: str, error: Exception) -> Check:
     """A check that could not read what it checks has failed: what it could not read is the finding."""
-    lines = str(error).strip().splitlines()
-    return Check(check=check, outcome="failed", detail=f"cannot read the data: {type(error).__name__}: {lines[0]}")
+    return Check(check=check, outcome="failed", detail=f"cannot read the data: {one_line(error)}")
 
 
 def _group_of(path: str) -> str:

@@ -98,15 +98,15 @@ def timed_write(fork: ForkSession, job: BlockJob, options: WriteOptions, attempt
     return WrittenBlock(job.block, written, time.perf_counter() - started, attempt)
 
 
-def keep_block(job: BlockJob, written: WrittenBlock) -> bool:
-    """Keep a written block's fork where its job says; whether it was. A block that could not be kept is still
-    written: only a resumed run would miss it."""
-    if job.keep is None:
+def keep_block(keep: KeptForks | None, written: WrittenBlock) -> bool:
+    """Keep a written block's fork in `keep`; whether it was. A block that could not be kept is still written:
+    only a resumed run would miss it."""
+    if keep is None:
         return False
     try:
-        job.keep.save_block(written.block, written.fork)
+        keep.save_block(written.block, written.fork)
     except Exception as e:
-        logging.getLogger("icefloe").warning("cannot keep block %s for a next attempt: %s", job.block.name, e)
+        logging.getLogger("icefloe").warning("cannot keep block %s for a next attempt: %s", written.block.name, e)
         return False
     return True
 

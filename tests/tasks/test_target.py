@@ -9,21 +9,23 @@ import icechunk
 import pytest
 
 from tasks.errors import InvalidRequestError
-from tasks.target import check_branch, local_path, local_target_lock, open_repository, repository_storage
+from tasks.target import check_branch, local_path, local_target_lock, open_target, repository_storage
 from tests.conftest import S3_ENV
 
 
 def test_a_local_path_is_created_on_first_use(tmp_path) -> None:
     target = str(tmp_path / "new" / "repo")
-    repo = open_repository(target)
+    opened = open_target(target, "main")
 
-    assert check_branch(repo, "main") == repo.lookup_branch("main")
-    assert open_repository(target).lookup_branch("main") == repo.lookup_branch("main")
+    assert opened.repository is not None
+    assert check_branch(opened.repository, "main") == opened.parent_id == opened.repository.lookup_branch("main")
+    assert open_target(target, "main").parent_id == opened.parent_id
 
 
 def test_an_unknown_branch_is_refused_naming_the_existing_ones(tmp_path) -> None:
+    open_target(str(tmp_path), "main")
     with pytest.raises(InvalidRequestError, match=r"branch 'nightly' does not exist.*\['main'\]"):
-        check_branch(open_repository(str(tmp_path)), "nightly")
+        open_target(str(tmp_path), "nightly")
 
 
 @pytest.mark.parametrize(
@@ -42,7 +44,7 @@ def test_targets_icefloe_cannot_write_are_refused(target: str, message: str) -> 
 @pytest.mark.s3
 def test_no_credential_travels_in_a_pickled_fork(s3_target: str) -> None:
     """Credentials come from each process's environment; a fork sent to a worker (or kept as a result) has none."""
-    session = open_repository(s3_target).writable_session("main")
+    session = open_target(s3_target, "main").session
     pickled = pickle.dumps(session.fork())
 
     assert S3_ENV["AWS_SECRET_ACCESS_KEY"].encode() not in pickled
