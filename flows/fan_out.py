@@ -16,6 +16,7 @@ from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
 
 from flows.cluster import cluster_threads
+from flows.prefect_api import workers_report_to_flow_api
 from flows.prefect_internals import submit_many
 from flows.progress import block_progress
 from tasks.block_task import write_block_task, write_blocks_task
@@ -76,7 +77,7 @@ class PrefectBlockRunner:
             parameters = [{**_params(fork, options), "jobs": batch} for batch in some]
             return [_PrefectBatch(future) for future in submit_many(self.runner, write_blocks_task, parameters)]
 
-        with block_progress(len(jobs)) as progress:
+        with block_progress(len(jobs)) as progress, workers_report_to_flow_api():
             collect_forks(
                 self.runner.client,
                 batches(jobs, bound),

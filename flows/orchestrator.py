@@ -14,9 +14,8 @@ from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
 from flows import prefect_internals
-from flows.cluster import dask_task_runner
+from flows.cluster import cluster_threads, dask_task_runner
 from flows.fan_out import PrefectBlockRunner
-from flows.prefect_api import workers_report_to_flow_api
 from flows.target_lock import target_lock
 from tasks.commit import CommitResult
 from tasks.orchestration import Logger
@@ -49,7 +48,9 @@ class PrefectOrchestrator:
 
     @contextmanager
     def block_runner(self, options: WriteOptions) -> Iterator[PrefectBlockRunner]:
-        with dask_task_runner(options) as runner, workers_report_to_flow_api():
+        # entered while the run initializes (`entered_meanwhile`): connected (or started) before it is needed
+        with dask_task_runner(options) as runner:
+            cluster_threads(runner)
             yield PrefectBlockRunner(runner)
 
     def run_metadata(self) -> dict[str, Any]:

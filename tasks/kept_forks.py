@@ -10,9 +10,11 @@ A run's kept set sits under its target (a local repository's directory, or the r
                                           /blocks/<digest of the block's name>   one pickled fork per finished block
 
 The run key digests everything a block's bytes depend on: the branch tip the run started from, the initialized
-arrays (their metadata and whatever initialization wrote), each write's region and grid, and the source (its dask
-graph names, the files' sizes and modification times). A re-run with the same key adopts the kept session, whose
-node ids the kept forks refer to, and writes only the blocks not kept; any difference means nothing is reused.
+arrays' metadata, each write's region and grid, and the source (its dask graph names, the files' sizes and
+modification times); `run.json` adds a digest of the chunks initialization wrote (coordinates), taken as the set is
+kept, beside the blocks: on an object store reading them back is a round trip that a run with nothing to resume
+need not wait for. A re-run with the same key and the same initialized chunks adopts the kept session, whose node
+ids the kept forks refer to, and writes only the blocks not kept; any difference means nothing is reused.
 
 Nothing in a kept set is referenced by a snapshot, so Icechunk's garbage collection deletes what it refers to (the
 chunks the session and the forks wrote, the forks' own snapshots) once they are older than its cutoff. A set is
@@ -31,6 +33,7 @@ import pickle
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
@@ -41,9 +44,10 @@ import icechunk
 import zarr
 from fsspec.implementations.local import LocalFileSystem
 from icechunk import ForkSession, Session
+from zarr.abc.store import Store
 
 from tasks.arrays import ResolvedWrite
-from tasks.chunk_reads import stored_bytes, unreadable_chunks
+from tasks.chunk_reads import Chunks, stored_bytes, unreadable_chunks
 from tasks.errors import one_line
 from tasks.garbage_collection import Mark, collections_since
 from tasks.icechunk_internals import session_bytes, session_from_bytes
@@ -75,22 +79,26 @@ class RunKey:
         return _digest(json.dumps([self.branch, self.parent_id, self.request, self.source]))
 
 
-def _initialized_state(session: Session) -> list[Any]:
-    """The session's uncommitted changes: every touched node's metadata and the bytes of every chunk written."""
+def _initialized_metadata(session: Session) -> list[Any]:
+    """The session's uncommitted changes but its chunks: every touched node's metadata."""
     diff = session.status()
-    store = session.store
     state: list[Any] = [sorted(diff.deleted_groups), sorted(diff.deleted_arrays)]
     for path in sorted(diff.new_groups | diff.new_arrays | diff.updated_groups | diff.updated_arrays):
-        state.append([path, zarr.open(store, path=path.lstrip("/"), mode="r").metadata.to_dict()])
-    for array, index, data in stored_bytes(store, diff.updated_chunks):  # read all at once: one round trip on S3
-        state.append([array, index, hashlib.sha256(data).hexdigest()])
+        state.append([path, zarr.open(session.store, path=path.lstrip("/"), mode="r").metadata.to_dict()])
     return state
+
+
+def initialized_chunks(store: Store, chunks: Chunks) -> str:
+    """A digest of the bytes of the chunks `chunks` (what initialization wrote) as `store` holds them (read back
+    all at once: one round trip on S3)."""
+    state = [[a, i, hashlib.sha256(data).hexdigest()] for a, i, data in stored_bytes(store, chunks)]
+    return _digest(json.dumps(state), 64)
 
 
 def run_key(session: Session, resolved: list[ResolvedWrite], parent_id: str, source_state: str) -> RunKey:
     """The key of a run whose arrays `session` has just initialized; `source_state` is `source_fingerprint`'s."""
     writes = sorted([r.path, r.region, r.unit] for r in resolved)
-    request = json.dumps([_initialized_state(session), writes], default=str)
+    request = json.dumps([_initialized_metadata(session), writes], default=str)
     source = json.dumps([sorted(r.write.source.name for r in resolved), source_state])
     return RunKey(str(session.branch), parent_id, _digest(request, 64), _digest(source, 64))
 
@@ -163,7 +171,7 @@ def _why_not(kept: dict[str, Any], key: RunKey) -> str:
         return f"the branch tip moved (they were written on {kept.get('parent_id')}, the tip is {key.parent_id})"
     if kept.get("source") != key.source:
         return "the source changed"
-    return "the request differs (arrays, regions, encoding or initialized values)"
+    return "the request differs (arrays, regions or encoding)"
 
 
 @dataclass(frozen=True)
@@ -204,17 +212,24 @@ class Resumption:
     proven: Mark | None = None
     check_forks: bool = False
 
-    def keep(self, block_bytes: int) -> None:
-        """Start this run's set (once its blocks are planned): what the next attempt needs to adopt it."""
+    def keeping(self, block_bytes: int) -> Callable[[], None]:
+        """What starts this run's set (once its blocks are planned), to run beside the blocks: the session as it is
+        now, before any block is merged into it, and all the next attempt needs to adopt it."""
         if self.block_bytes is not None:
-            return  # adopted: the set is there already
+            return lambda: None  # adopted: the set is there already
         fs, _, run_dir = self.kept._location()
         key = self.kept.key
         run = {"branch": key.branch, "parent_id": key.parent_id, "source": key.source, "created": time.time()}
         run |= {"block_bytes": block_bytes, "mark": None if self.proven is None else asdict(self.proven)}
-        if isinstance(fs, LocalFileSystem):  # an object store has no directories to make
-            fs.makedirs(f"{run_dir}/blocks", exist_ok=True)
-        fs.pipe({f"{run_dir}/run.json": json.dumps(run).encode(), f"{run_dir}/session": session_bytes(self.session)})
+        session, store, chunks = session_bytes(self.session), self.session.store, self.session.status().updated_chunks
+
+        def keep() -> None:
+            if isinstance(fs, LocalFileSystem):  # an object store has no directories to make
+                fs.makedirs(f"{run_dir}/blocks", exist_ok=True)
+            described = json.dumps(run | {"chunks": initialized_chunks(store, chunks)}).encode()
+            fs.pipe({f"{run_dir}/run.json": described, f"{run_dir}/session": session})
+
+        return keep
 
     def load_blocks(self, blocks: list[Block], logger: "Logger") -> list["WrittenBlock"]:
         """The kept forks of `blocks` that were written from this session (their arrays have the same node ids)
@@ -278,7 +293,7 @@ def resume(
     if not ours:
         return fresh
     try:
-        adopted = _adopt(fs, run_dir, ours, kept, repository, logger)
+        adopted = _adopt(fs, run_dir, ours, kept, session, repository, logger)
     except Exception as e:  # a truncated or foreign file: start this run's set afresh
         logger.warning("cannot read the kept session at %s (%s); starting over", run_dir, one_line(e))
         adopted = None
@@ -293,10 +308,11 @@ def _adopt(
     run_dir: str,
     files: set[str],
     kept: KeptForks,
+    initialized: Session,
     repository: icechunk.Repository,
     logger: "Logger",
 ) -> Resumption | None:
-    """This run's kept set, or None (and why, logged) when it cannot be adopted."""
+    """This run's kept set, or None (and why, logged) when it cannot be adopted in place of `initialized`."""
     names = [f"{run_dir}/run.json", f"{run_dir}/session"]
     if not set(names) <= files:
         logger.warning("the kept set at %s is incomplete (its run was stopped as it began); starting over", run_dir)
@@ -308,6 +324,13 @@ def _adopt(
         logger.warning("kept session at %s is not based on %s; starting over", run_dir, kept.key.parent_id)
         return None
     blocks = {f for f in files if f.startswith(f"{run_dir}/blocks/")}
+    if run.get("chunks") != initialized_chunks(initialized.store, initialized.status().updated_chunks):
+        logger.warning(
+            "not reusing %d blocks kept by an earlier attempt: the chunks its initialization wrote (coordinates) "
+            "differ from this run's; writing every block again",
+            len(blocks),
+        )
+        return None
     kept_mark = Mark(**run["mark"]) if run.get("mark") else None
     collections = collections_since(repository, kept_mark)
     if collections.clear:

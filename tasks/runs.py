@@ -6,7 +6,7 @@ The Prefect flows (`flows/`) and the `icefloe` command without a Prefect API cal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,8 @@ from tasks.commit import CommitResult
 from tasks.dataset import RegionParameter, WriteMode, initialize_dataset
 from tasks.ingest import Overlap, initialize_update, plan_time_update, target_times
 from tasks.kept_forks import list_kept
-from tasks.orchestration import Logger, Orchestrator
+from tasks.meanwhile import entered_meanwhile
+from tasks.orchestration import BlockRunner, Logger, Orchestrator
 from tasks.pipeline import write_and_commit
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.sources import DatasetSource, open_source, source_fingerprint
@@ -35,6 +36,13 @@ def held_target(
     a run that keeps blocks, the branch's kept sets being listed meanwhile (`list_kept`)."""
     with orchestrator.hold_target(repo, branch), local_target_lock(repo, orchestrator.logger):
         yield list_kept(repo, branch) if options.resume else None
+
+
+def early_runner(
+    orchestrator: Orchestrator, options: WriteOptions
+) -> AbstractContextManager[Callable[[], BlockRunner]]:
+    """The orchestrator's block runner, connecting to its cluster (or starting it) while the run initializes."""
+    return entered_meanwhile(orchestrator.block_runner(options))
 
 
 def storage_config(options: WriteOptions) -> RepositoryConfig:
@@ -80,13 +88,13 @@ def run_store_array(
         initialize_arrays(group, resolved)
         return resolved
 
-    with held_target(orchestrator, repo, branch, options) as listed:
+    with held_target(orchestrator, repo, branch, options) as listed, early_runner(orchestrator, options) as runner:
         opened, resolved = orchestrator.stage(
             "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
         )
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
         return write_and_commit(
-            orchestrator, repo, opened, resolved, options, message or default_message, started_at, listed=listed
+            orchestrator, runner, repo, opened, resolved, options, message or default_message, started_at, listed=listed
         )
 
 
@@ -148,13 +156,14 @@ def run_write_dataset(
             validation_hook=validation_hook if run_hook else None,
         )
 
-    with held_target(orchestrator, repo, branch, options) as listed:
+    with held_target(orchestrator, repo, branch, options) as listed, early_runner(orchestrator, options) as runner:
         opened, resolved = orchestrator.stage(
             "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
         )
         default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
+        message = message or default_message
         return write_and_commit(
-            orchestrator, repo, opened, resolved, options, message or default_message, started_at, source_state, listed
+            orchestrator, runner, repo, opened, resolved, options, message, started_at, source_state, listed
         )
 
 
@@ -197,6 +206,7 @@ def run_time_update(
         if initialized is None:
             return None
         opened, resolved = initialized
-        return write_and_commit(
-            orchestrator, repo, opened, resolved, options, message, started_at, source_state, listed
-        )
+        with early_runner(orchestrator, options) as runner:  # after the decision: most updates find nothing new
+            return write_and_commit(
+                orchestrator, runner, repo, opened, resolved, options, message, started_at, source_state, listed
+            )

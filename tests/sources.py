@@ -172,9 +172,13 @@ def counted(
 ) -> xr.Dataset:
     """A callable source (`time_chunk` steps a chunk) that leaves a file `read-<variable>-<chunk>-*` in `marker_dir`
     for every chunk computed, fails while a file `fail-<chunk>` exists there, runs a garbage collection on the
-    repository a file `collect-<chunk>` names (once), and takes `pause` seconds a chunk.
+    repository a file `collect-<chunk>` names (once), takes `pause` seconds a chunk, and shifts its latitudes by
+    the number a file `lat-shift` holds (initialized values that change while the dask graph does not).
     Its dask names are the same for the same arguments: what fails, and when, is not part of the request."""
     dataset = SyntheticDataset(ntime=ntime, nlat=nlat, nlon=nlon, time_chunk=time_chunk).open()
+    shift = Path(marker_dir) / "lat-shift"
+    if shift.exists():
+        dataset = dataset.assign_coords(lat=dataset.lat + float(shift.read_text()))
     return dataset.map(
         lambda v: v.copy(data=v.data.map_blocks(_counted, marker_dir, v.name, pause, dtype=v.dtype)) if v.chunks else v
     )

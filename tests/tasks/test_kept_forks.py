@@ -107,6 +107,25 @@ def test_without_garbage_collection_a_kept_set_is_adopted_without_reading_a_chun
     assert_reads_back_in_full(repo_path, markers)
 
 
+def test_a_kept_set_whose_initialized_values_differ_is_not_adopted(
+    repo_path: str, markers: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Coordinates are not part of the run key (digested as the set is kept): the same graph with other latitudes
+    finds the set and must not commit the kept session's latitudes, nor any block kept from it."""
+    fail(repo_path, markers)
+    for where in (markers, markers.parent / "unused"):  # the source, and the source it is compared with
+        (where / "lat-shift").write_text("0.5")
+    for read in markers.glob("read-*"):
+        read.unlink()
+
+    with caplog.at_level(logging.INFO, logger="icefloe"):
+        write(repo_path, markers)
+
+    assert "the chunks its initialization wrote (coordinates) differ from this run's" in caplog.text
+    assert len(chunks_read(markers)) == 16  # every block written again
+    assert_reads_back_in_full(repo_path, markers)
+
+
 def test_a_collection_during_the_run_fails_the_commit_and_the_same_request_then_succeeds(
     repo_path: str, markers: Path
 ) -> None:
