@@ -70,12 +70,62 @@ def write_and_commit(
         resumption = resume(kept, session, repository, opened.mark, logger, listed)
         session, proven = resumption.session, resumption.proven
     merge = ForkMerger(session, {r.path: r.unit for r in resolved})  # each fork as it arrives: the process holds one
+
+    # the commit stage, once every block is written and merged (below)
+    def merge_and_commit(logger: Logger) -> CommitResult:
+        # every block's fork was checked and merged as it arrived
+        created = {path.lstrip("/") for path in session.status().new_arrays}
+        metadata = {
+            "icefloe": {
+                **orchestrator.run_metadata(),
+                "blocks": len(jobs),
+                "reused_blocks": len(reused),
+                "bytes": nbytes,
+                # what `icefloe validate` checks the snapshot against
+                "written": {r.path: format_region(r.region) for r in resolved},
+                "arrays": {r.path: {"dtype": str(r.dtype), "shape": list(r.shape)} for r in resolved},
+            }
+        }
+        branch = str(session.branch)  # a session forgets its branch once it has committed
+        check_still_stored(session, repository, proven, logger)
+        snapshot_id = commit_session(session, message, metadata, options.commit_retries)
+        result = CommitResult(
+            target=canonical_target(target),
+            snapshot_id=snapshot_id,
+            parent_id=parent_id,
+            branch=branch,
+            arrays=array_reports(resolved, created, merge.merged),
+            chunks=sum(n for m in merge.merged for n in m.chunks.values()),
+            blocks=len(jobs),
+            reused_blocks=len(reused),
+            retried_blocks=sum(m.attempt > 1 for m in merge.merged),
+            resubmitted_blocks=sum(m.resubmits > 0 for m in merge.merged),
+            bytes=nbytes,
+            started_at=started_at,
+            initialized_at=initialized_at,
+            writing_at=writing_at,
+            written_at=written_at,
+            committed_at=time.time(),
+        )
+        logger.info(
+            "committed snapshot %s on %s (parent %s): %d blocks, %.1f MB written in %.1f s (%.0f MB/s), %.1f s in all",
+            result.snapshot_id,
+            result.branch,
+            result.parent_id,
+            result.blocks,
+            nbytes / 1e6,
+            result.write_seconds,
+            result.write_mb_per_s,
+            result.seconds,
+        )
+        return result
+
     # Keeping happens beside the writing and the commit: the set as blocks start, each fork as it arrives (a block's
     # own thread then goes on to the next block); all of it has landed before the set is cleared or the run fails.
-    keeper = ThreadPoolExecutor(KEEPERS, "icefloe-keep")
-    try:
+    with ThreadPoolExecutor(KEEPERS, "icefloe-keep") as keeper:
         if resolved:  # only metadata and in-memory variables: no cluster needed
-            block_bytes = options.block_bytes or runner().sizing.block_bytes(nbytes, runner().threads)
+            cluster = runner()
+            block_bytes = options.block_bytes or cluster.sizing.block_bytes(nbytes, cluster.threads)
             if resumption is not None and options.block_bytes is None:
                 block_bytes = resumption.block_bytes or block_bytes
             jobs = plan_jobs(resolved, block_bytes)
@@ -105,7 +155,7 @@ def write_and_commit(
                 for written in reused:
                     merge(written)
                 if fork is not None:
-                    runner().write_blocks(fork, todo, options, merge_and_keep)
+                    cluster.write_blocks(fork, todo, options, merge_and_keep)
             except BlockWriteError as e:
                 if resumption is None:
                     raise
@@ -118,58 +168,7 @@ def write_and_commit(
                     logger.warning("cannot keep this run's blocks for a next attempt: %s", keeping.exception())
             written_at = time.time()
 
-        def merge_and_commit(logger: Logger) -> CommitResult:
-            # every block's fork was checked and merged as it arrived
-            created = {path.lstrip("/") for path in session.status().new_arrays}
-            metadata = {
-                "icefloe": {
-                    **orchestrator.run_metadata(),
-                    "blocks": len(jobs),
-                    "reused_blocks": len(reused),
-                    "bytes": nbytes,
-                    # what `icefloe validate` checks the snapshot against
-                    "written": {r.path: format_region(r.region) for r in resolved},
-                    "arrays": {r.path: {"dtype": str(r.dtype), "shape": list(r.shape)} for r in resolved},
-                }
-            }
-            branch = str(session.branch)  # a session forgets its branch once it has committed
-            check_still_stored(session, repository, proven, logger)
-            snapshot_id = commit_session(session, message, metadata, options.commit_retries)
-            result = CommitResult(
-                target=canonical_target(target),
-                snapshot_id=snapshot_id,
-                parent_id=parent_id,
-                branch=branch,
-                arrays=array_reports(resolved, created, merge.merged),
-                chunks=sum(n for m in merge.merged for n in m.chunks.values()),
-                blocks=len(jobs),
-                reused_blocks=len(reused),
-                retried_blocks=sum(m.attempt > 1 for m in merge.merged),
-                resubmitted_blocks=sum(m.resubmits > 0 for m in merge.merged),
-                bytes=nbytes,
-                started_at=started_at,
-                initialized_at=initialized_at,
-                writing_at=writing_at,
-                written_at=written_at,
-                committed_at=time.time(),
-            )
-            logger.info(
-                "committed snapshot %s on %s (parent %s): %d blocks, %.1f MB written in %.1f s (%.0f MB/s), "
-                "%.1f s in all",
-                result.snapshot_id,
-                result.branch,
-                result.parent_id,
-                result.blocks,
-                nbytes / 1e6,
-                result.write_seconds,
-                result.write_mb_per_s,
-                result.seconds,
-            )
-            return result
-
         result = orchestrator.stage("merge-and-commit", merge_and_commit)
-    finally:
-        keeper.shutdown()
     with ThreadPoolExecutor(1, "icefloe-clear") as cleaner:  # the kept set goes while the report is published
         clearing = None if resumption is None else cleaner.submit(resumption.kept.clear)
         orchestrator.publish(result, block_reports(merge.merged, {r.path: r.dtype.itemsize for r in resolved}))
