@@ -8,7 +8,7 @@ from uuid import UUID
 import httpx
 import prefect.flow_engine
 import pytest
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -52,10 +52,14 @@ def test_tasks_submitted_together_run_as_task_runs_with_their_own_ids(dask_addre
     results = fan_out()
 
     assert [value for _, value in results] == [2, 4, 6]
-    with get_client(sync_client=True) as client:
-        for task_run_id, _ in results:
-            run = client.read_task_run(task_run_id)
-            assert (run.name.startswith("double"), run.state_type.value) == (True, "COMPLETED")
+
+    def recorded() -> list[tuple[bool, str]] | None:  # task runs reach the API as events, a moment after they end
+        with get_client(sync_client=True) as client:
+            runs = [client.read_task_run(task_run_id) for task_run_id, _ in results]
+        seen = [(run.name.startswith("double"), run.state_type.value) for run in runs if run.state_type]
+        return seen if len(seen) == len(runs) and all(state == "COMPLETED" for _, state in seen) else None
+
+    assert wait_for(recorded, "the task runs' completed states", timeout=30) == [(True, "COMPLETED")] * 3
 
 
 @task(name="flow-parameters")
@@ -76,6 +80,69 @@ def test_tasks_submitted_together_do_not_carry_the_flows_parameters(dask_address
 
     assert in_task is None
     assert in_flow == {"graph": list(range(10_000))}  # the flow's own context keeps them
+
+
+@task(name="what-the-worker-has")
+def what_the_worker_has() -> tuple[int, int, int, int, object]:
+    import os
+    import threading
+
+    from prefect.context import SettingsContext
+    from prefect.settings import PREFECT_TASKS_DEFAULT_RETRIES
+
+    get_run_logger().info("from a block task")
+    client = get_client(sync_client=True)
+    settings = id(SettingsContext.get().settings)  # type: ignore[union-attr]
+    retries = PREFECT_TASKS_DEFAULT_RETRIES.value()
+    return os.getpid(), threading.get_ident(), id(client), settings, (retries, str(client.api_url))
+
+
+def test_a_worker_thread_validates_settings_and_opens_a_client_once_per_settings(dask_address: str) -> None:
+    """Prefect's engine rebuilt Settings and opened two clients for every task run; each worker thread now does it
+    once for each distinct settings, and every task still sees the flow's own settings and logs to its task run."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
+    from prefect.settings import PREFECT_TASKS_DEFAULT_RETRIES
+
+    Seen = list[tuple[UUID, tuple[int, int, int, int, object]]]
+
+    @flow(task_runner=DaskTaskRunner(address=dask_address))
+    def fan_outs() -> list[Seen]:
+        runner = FlowRunContext.get().task_runner  # type: ignore[union-attr]
+
+        def fan_out() -> Seen:
+            return [(f.task_run_id, f.result()) for f in submit_many(runner, what_the_worker_has, [{}] * 8)]
+
+        first, second = fan_out(), fan_out()
+        with temporary_settings(updates={PREFECT_TASKS_DEFAULT_RETRIES: 8}):
+            return [first, second, fan_out()]
+
+    # the flow's API spelled otherwise than this process's: the tasks' clients must be made with the flow's settings
+    flows_api = PREFECT_API_URL.value().replace("127.0.0.1", "localhost")
+    with temporary_settings(updates={PREFECT_TASKS_DEFAULT_RETRIES: 7, PREFECT_API_URL: flows_api}):
+        first, second, changed = fan_outs()
+
+    def per_thread(runs: Seen) -> dict[tuple[int, int], set[tuple[int, int, object]]]:
+        seen: dict[tuple[int, int], set[tuple[int, int, object]]] = {}
+        for _, (pid, thread, client, settings, retries) in runs:
+            seen.setdefault((pid, thread), set()).add((client, settings, retries))
+        return seen
+
+    one, two, three = per_thread(first), per_thread(second), per_thread(changed)
+    assert len(one) == 2  # both worker threads
+    assert all(len(seen) == 1 for seen in [*one.values(), *three.values()])  # one client and settings each
+    assert two == one  # the same settings: the same validated settings and client on each thread
+    seen_settings = {setting for seen in [*one.values(), *three.values()] for (_, _, setting) in seen}
+    assert seen_settings == {(7, f"{flows_api}/"), (8, f"{flows_api}/")}
+    assert not set().union(*one.values()) & set().union(*three.values())  # other settings: new ones
+
+    def logged() -> list[object] | None:
+        with get_client(sync_client=True) as client:
+            ids = [run_id for run_id, _ in first + second + changed]
+            logs = client.read_logs(LogFilter(task_run_id=LogFilterTaskRunId(any_=ids)))
+        found = {log.task_run_id for log in logs if log.message == "from a block task"}
+        return sorted(found) if found == set(ids) else None
+
+    assert wait_for(logged, "every task run's log line", timeout=30)
 
 
 def test_the_engine_still_enters_heartbeats_through_the_function_icefloe_replaces() -> None:
