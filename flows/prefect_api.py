@@ -48,5 +48,9 @@ def workers_report_to_flow_api() -> Iterator[None]:
     if context is None or context.client is None:
         yield
         return
-    with temporary_settings(updates={PREFECT_API_URL: str(context.client.api_url).rstrip("/")}):
+    url = str(context.client.api_url).rstrip("/")
+    if PREFECT_API_URL.value() == url:  # already in the settings: rebuilding them would cost ~35 ms for nothing
+        yield
+        return
+    with temporary_settings(updates={PREFECT_API_URL: url}):
         yield
