@@ -45,7 +45,7 @@ _send_heartbeats = prefect.flow_engine._send_heartbeats
 
 @dataclass
 class _ThreadSettings:
-    settings: str
+    key: str  # the settings' digest
     context: contextvars.Context
     entered: ExitStack
 
@@ -56,7 +56,7 @@ _thread = threading.local()
 def _thread_context(key: str, settings: dict[str, Any]) -> contextvars.Context:
     """This worker thread's context for tasks with these settings (`key`, their digest): validated, a client open."""
     current: _ThreadSettings | None = getattr(_thread, "current", None)
-    if current is not None and current.settings == key:
+    if current is not None and current.key == key:
         return current.context
     if current is not None:
         _thread.current = None
