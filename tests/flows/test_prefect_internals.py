@@ -133,7 +133,8 @@ def test_a_worker_thread_validates_settings_and_opens_a_client_once_per_settings
     assert two == one  # the same settings: the same validated settings and client on each thread
     seen_settings = {setting for seen in [*one.values(), *three.values()] for (_, _, setting) in seen}
     assert seen_settings == {(7, f"{flows_api}/"), (8, f"{flows_api}/")}
-    assert not set().union(*one.values()) & set().union(*three.values())  # other settings: new ones
+    for thread, seen in three.items():  # other settings: a new client and settings on that thread
+        assert not {ids[:2] for ids in seen} & {ids[:2] for ids in one.get(thread, set())}
 
     def logged() -> list[object] | None:
         with get_client(sync_client=True) as client:
