@@ -31,7 +31,7 @@ from benchmarks.store_array_vs_store_dask import icefloe_store_array, raw_store_
 from benchmarks.timing import compare, fresh_workers
 from flows.fan_out import task_run_bound
 from flows.prefect_api import running_prefect_api
-from tasks.commit import CommitResult
+from tasks.records import CommitResult
 from tasks.request import WriteOptions
 
 SMALL_CHUNK = (1, 25, 25)  # 2,500 bytes of float32

@@ -18,7 +18,7 @@ from distributed import Client
 
 from benchmarks.timing import cluster, compare, fresh_workers, parser, report
 from flows.store_array import store_array
-from tasks.commit import CommitResult
+from tasks.records import CommitResult
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 
 CHUNKS = (16, 256, 256)  # 4 MiB of float32 per chunk

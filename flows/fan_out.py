@@ -22,8 +22,9 @@ from flows.progress import block_progress
 from tasks.block_task import write_block_task, write_blocks_task
 from tasks.fan_out import SubmittedBatch, collect_forks
 from tasks.plan import PREFECT_SIZING, BlockSizing
+from tasks.records import BlockJob, WrittenBlock
 from tasks.request import WriteOptions
-from tasks.write import BlockJob, WrittenBlock, batches
+from tasks.write import batches
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from typing import Any
 from prefect import flow
 
 from flows.orchestrator import PrefectOrchestrator
-from tasks.commit import CommitResult
 from tasks.ingest import Overlap
+from tasks.records import CommitResult
 from tasks.request import WriteOptions
 from tasks.runs import run_time_update
 from tasks.sources import NamedSource, open_source, source_fingerprint

@@ -3,7 +3,7 @@
 from prefect import flow
 
 from flows.orchestrator import PrefectOrchestrator
-from tasks.commit import CommitResult
+from tasks.records import CommitResult
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.runs import run_store_array
 

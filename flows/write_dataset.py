@@ -5,8 +5,8 @@ from typing import Any
 from prefect import flow
 
 from flows.orchestrator import PrefectOrchestrator
-from tasks.commit import CommitResult
 from tasks.dataset import RegionParameter, WriteMode
+from tasks.records import CommitResult
 from tasks.request import WriteOptions
 from tasks.runs import run_write_dataset
 from tasks.sources import DatasetSource

@@ -10,8 +10,9 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from tasks.errors import InvalidRequestError
+from tasks.records import BlockJob, WrittenBlock
 from tasks.request import WriteOptions
-from tasks.write import BlockJob, WrittenBlock, keep_block, timed_write, write_block_retrying
+from tasks.write import keep_block, timed_write, write_block_retrying
 
 
 def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:

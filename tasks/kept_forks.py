@@ -37,7 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import fsspec
 import icechunk
@@ -51,12 +51,8 @@ from tasks.chunk_reads import Chunks, stored_bytes, unreadable_chunks
 from tasks.errors import one_line
 from tasks.garbage_collection import Mark, collections_since
 from tasks.icechunk_internals import session_bytes, session_from_bytes
-from tasks.plan import Block
+from tasks.records import Block, Logger, WrittenBlock
 from tasks.target import local_path, storage_options
-
-if TYPE_CHECKING:
-    from tasks.orchestration import Logger  # which imports this module, through tasks.write
-    from tasks.write import WrittenBlock
 
 KEPT = "icefloe/kept"
 
@@ -231,11 +227,9 @@ class Resumption:
 
         return keep
 
-    def load_blocks(self, blocks: list[Block], logger: "Logger") -> list["WrittenBlock"]:
+    def load_blocks(self, blocks: list[Block], logger: Logger) -> list[WrittenBlock]:
         """The kept forks of `blocks` that were written from this session (their arrays have the same node ids)
         and, when a collection ran since they were kept, whose every chunk still reads back."""
-        from tasks.write import WrittenBlock  # tasks.write keeps forks through this module
-
         fs, _, run_dir = self.kept._location()
         wanted = {self.kept._block_path(run_dir, b): b for b in blocks}
         paths = sorted(p for p in wanted if p in self.files)
@@ -273,7 +267,7 @@ def resume(
     session: Session,
     repository: icechunk.Repository,
     since: Mark | None,
-    logger: "Logger",
+    logger: Logger,
     listed: "Future[list[str]] | None" = None,
 ) -> Resumption:
     """The kept set an earlier attempt of this run left, when it can be proven whole, else a new one for `session`
@@ -310,7 +304,7 @@ def _adopt(
     kept: KeptForks,
     initialized: Session,
     repository: icechunk.Repository,
-    logger: "Logger",
+    logger: Logger,
 ) -> Resumption | None:
     """This run's kept set, or None (and why, logged) when it cannot be adopted in place of `initialized`."""
     names = [f"{run_dir}/run.json", f"{run_dir}/session"]
@@ -351,7 +345,7 @@ def _adopt(
     return Resumption(kept, session, int(run["block_bytes"]), blocks, collections.now, check_forks=True)
 
 
-def _explain_other(fs: fsspec.AbstractFileSystem, run_dir: str, paths: set[str], key: RunKey, logger: "Logger") -> None:
+def _explain_other(fs: fsspec.AbstractFileSystem, run_dir: str, paths: set[str], key: RunKey, logger: Logger) -> None:
     """Say why another kept set of the branch is not reused; remove it when based on an older tip (none of its
     blocks can be reused again)."""
     try:

@@ -22,16 +22,14 @@ from uuid import uuid4
 from icechunk import ForkSession
 
 from tasks.cluster import local_cluster, scheduler_address
-from tasks.orchestration import Logger, Progress, check_all_written, no_progress
+from tasks.orchestration import Progress, check_all_written, no_progress
 from tasks.plan import LOCAL_SIZING, BlockSizing
+from tasks.records import BlockJob, BlockReport, CommitResult, Logger, WrittenBlock
 from tasks.request import WriteOptions
-from tasks.write import BlockJob, WrittenBlock, write_block_retrying
+from tasks.write import write_block_retrying
 
 if TYPE_CHECKING:
     import distributed
-
-    from tasks.commit import CommitResult
-    from tasks.report import BlockReport
 
 type ProgressFactory = Callable[[int], AbstractContextManager[Progress]]
 
@@ -153,7 +151,7 @@ class LocalOrchestrator:
     def run_metadata(self) -> dict[str, Any]:
         return {"orchestrator": "local"}
 
-    def publish(self, result: "CommitResult", blocks: "list[BlockReport]") -> None:
+    def publish(self, result: CommitResult, blocks: list[BlockReport]) -> None:
         pass  # the command prints its own summary
 
 

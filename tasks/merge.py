@@ -7,25 +7,11 @@ two writers. The check needs no map of every chunk written, and merging on arriv
 one fork at a time: memory stays bounded by the number of blocks, not of chunks.
 """
 
-from dataclasses import dataclass
-
 from icechunk import Session
 
 from tasks.errors import OverlappingWritesError
-from tasks.plan import Block, chunk_ranges
-from tasks.write import WrittenBlock
-
-
-@dataclass(frozen=True)
-class MergedBlock:
-    """What the run's report keeps of a block once its fork is merged: chunks (or shards) per array it wrote."""
-
-    block: Block
-    chunks: dict[str, int]
-    seconds: float
-    attempt: int
-    resubmits: int
-    kept: bool
+from tasks.plan import chunk_ranges
+from tasks.records import MergedBlock, WrittenBlock
 
 
 def check_fork(written: WrittenBlock, units: dict[str, tuple[int, ...]]) -> dict[str, int]:

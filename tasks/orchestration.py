@@ -7,23 +7,16 @@ Prefect API. The orchestrator supplies what differs: a logger, the target lock, 
 writes blocks, who to name in the commit's metadata, and where the run's report goes.
 """
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from icechunk import ForkSession
 
 from tasks.errors import BlockWriteError
 from tasks.plan import BlockSizing
+from tasks.records import BlockJob, BlockReport, CommitResult, Logger, WrittenBlock
 from tasks.request import WriteOptions
-from tasks.write import BlockJob, WrittenBlock
-
-if TYPE_CHECKING:
-    from tasks.commit import CommitResult
-    from tasks.report import BlockReport
-
-type Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
 class BlockRunner(Protocol):
@@ -66,7 +59,7 @@ class Orchestrator(Protocol):
         """Who makes the commit (recorded in its metadata under "icefloe")."""
         ...
 
-    def publish(self, result: "CommitResult", blocks: "list[BlockReport]") -> None:
+    def publish(self, result: CommitResult, blocks: list[BlockReport]) -> None:
         """Report a committed run where its users look; a failure here must not fail the committed run."""
         ...
 

@@ -14,17 +14,17 @@ from icechunk import Session
 
 from tasks.arrays import ResolvedWrite, region_bytes
 from tasks.chunk_reads import unreadable_chunks
-from tasks.commit import CommitResult, commit_session
+from tasks.commit import commit_session
 from tasks.errors import BlockWriteError, UnreadableChunksError, notes_started_writing
 from tasks.garbage_collection import Mark, collections_since
 from tasks.kept_forks import KeptForks, Resumption, resume, run_key
 from tasks.merge import ForkMerger
-from tasks.orchestration import BlockRunner, Logger, Orchestrator
-from tasks.plan import format_region
+from tasks.orchestration import BlockRunner, Orchestrator
+from tasks.records import BlockJob, CommitResult, Logger, WrittenBlock, format_region
 from tasks.report import array_reports, block_reports
 from tasks.request import WriteOptions
 from tasks.target import OpenedTarget, canonical_target
-from tasks.write import BlockJob, WrittenBlock, keep_block, plan_jobs, with_keep
+from tasks.write import keep_block, plan_jobs, with_keep
 
 KEEPERS = 4
 """Threads keeping forks: each waits on the object store's latency."""

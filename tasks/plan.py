@@ -10,38 +10,7 @@ import math
 from dataclasses import dataclass
 
 from tasks.errors import ChunkAlignmentError, InvalidRequestError
-
-type Region = tuple[tuple[int, int], ...]
-"""A hyper-rectangle as one (start, stop) pair per dimension, stop exclusive."""
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """One unit of work: the same region of one or more arrays on the same grid (a Dataset's variables that share
-    dimensions), made of whole chunks (or shards)."""
-
-    arrays: tuple[str, ...]
-    region: Region
-
-    @property
-    def slices(self) -> tuple[slice, ...]:
-        return tuple(slice(start, stop) for start, stop in self.region)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(stop - start for start, stop in self.region)
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def name(self) -> str:
-        return f"{'+'.join(self.arrays)}[{format_region(self.region)}]"
-
-
-def format_region(region: Region) -> str:
-    return ", ".join(f"{start}:{stop}" for start, stop in region)
+from tasks.records import Block, Region, format_region
 
 
 def parse_region(text: str) -> Region:

@@ -8,11 +8,8 @@ import heapq
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from tasks.arrays import ResolvedWrite, region_bytes
-from tasks.commit import ArrayReport, CommitResult
-from tasks.merge import MergedBlock
+from tasks.records import ArrayReport, BlockReport, CommitResult, MergedBlock
 
 BLOCK_ROWS = 25
 """A block table lists every block up to this many; beyond, the slowest ones (the rest are in the per-array totals)."""
@@ -33,20 +30,6 @@ def array_reports(resolved: list[ResolvedWrite], created: set[str], merged: list
         )
         for r in sorted(resolved, key=lambda r: r.path)
     ]
-
-
-class BlockReport(BaseModel):
-    """One row of the block table."""
-
-    model_config = ConfigDict(frozen=True)
-
-    block: str
-    chunks: int
-    mb: float
-    seconds: float
-    attempt: int
-    resubmits: int
-    kept: bool
 
 
 def block_reports(merged: list[MergedBlock], itemsizes: dict[str, int]) -> list[BlockReport]:

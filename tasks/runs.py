@@ -16,13 +16,13 @@ from icechunk import RepositoryConfig, Session
 
 from tasks.arrays import ResolvedWrite, initialize_arrays, resolve_writes
 from tasks.callables import import_function
-from tasks.commit import CommitResult
 from tasks.dataset import RegionParameter, WriteMode, initialize_dataset
 from tasks.ingest import Overlap, initialize_update, plan_time_update, target_times
 from tasks.kept_forks import list_kept
 from tasks.meanwhile import entered_meanwhile
-from tasks.orchestration import BlockRunner, Logger, Orchestrator
+from tasks.orchestration import BlockRunner, Orchestrator
 from tasks.pipeline import write_and_commit
+from tasks.records import CommitResult, Logger
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.sources import DatasetSource, open_source, source_fingerprint
 from tasks.target import OpenedTarget, local_target_lock, open_target, repository_config

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.chunk_reads import unreadable_chunks
 from tasks.errors import InvalidRequestError, one_line
-from tasks.plan import Region, chunks_of, format_region, full_region, parse_region
+from tasks.plan import chunks_of, full_region, parse_region
+from tasks.records import Region, format_region
 from tasks.target import check_branch, open_existing
 
 SHOWN = 5

@@ -17,22 +17,11 @@ from icechunk import ForkSession
 from tasks.arrays import ResolvedWrite
 from tasks.block_slices import SourceBlocks
 from tasks.errors import BlockWriteError, InvalidRequestError
-from tasks.kept_forks import KeptForks
-from tasks.plan import SOURCE_CHUNKS_UP_TO, Block, Region, plan_blocks, relative_slices, source_cell
+from tasks.plan import SOURCE_CHUNKS_UP_TO, plan_blocks, relative_slices, source_cell
+from tasks.records import Block, BlockJob, BlockKeeper, Region, WrittenBlock
 from tasks.request import WriteOptions
 from tasks.whole_chunks import Part, WholeChunkWriter
 from tasks.zarr_settings import raise_chunks_in_flight
-
-
-@dataclass(frozen=True)
-class BlockJob:
-    """What one block task receives: its block, the grid it follows and, per array, its culled slice of the source;
-    and where to keep its fork, for a task that writes a batch of blocks (the run keeps the forks that reach it)."""
-
-    block: Block
-    unit: tuple[int, ...]
-    sources: tuple[da.Array, ...]
-    keep: KeptForks | None = None
 
 
 @dataclass(frozen=True)
@@ -77,28 +66,13 @@ def plan_jobs(resolved: list[ResolvedWrite], block_bytes: int) -> list[BlockJob]
     return jobs
 
 
-@dataclass(frozen=True)
-class WrittenBlock:
-    """A block's fork once written, and what writing it took: the successful attempt's seconds, which attempt that
-    was (1: the first), how often its lost worker made the run submit it again, whether an earlier attempt of the
-    run kept it (then this run did not write it), and whether its task kept it already."""
-
-    block: Block
-    fork: ForkSession
-    seconds: float = 0.0
-    attempt: int = 1
-    resubmits: int = 0
-    kept: bool = False
-    saved: bool = False
-
-
 def timed_write(fork: ForkSession, job: BlockJob, options: WriteOptions, attempt: int) -> WrittenBlock:
     started = time.perf_counter()
     written = write_block(fork, job.block, job.unit, job.sources, options)
     return WrittenBlock(job.block, written, time.perf_counter() - started, attempt)
 
 
-def keep_block(keep: KeptForks | None, written: WrittenBlock) -> bool:
+def keep_block(keep: BlockKeeper | None, written: WrittenBlock) -> bool:
     """Keep a written block's fork in `keep`; whether it was. A block that could not be kept is still written:
     only a resumed run would miss it."""
     if keep is None:
@@ -117,7 +91,7 @@ def batches(jobs: list[BlockJob], most: int) -> list[list[BlockJob]]:
     return [jobs[len(jobs) * i // count : len(jobs) * (i + 1) // count] for i in range(count)]
 
 
-def with_keep(jobs: list[BlockJob], keep: KeptForks | None) -> list[BlockJob]:
+def with_keep(jobs: list[BlockJob], keep: BlockKeeper | None) -> list[BlockJob]:
     return [BlockJob(j.block, j.unit, j.sources, keep) for j in jobs]
 
 

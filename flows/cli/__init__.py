@@ -1,9 +1,7 @@
 """The `icefloe` command: `write` (and `--dry-run`), `demo`, `history`, `validate`, `kept` and `serve`.
 
 It answers at once: this module imports only the standard library, and each command imports what it needs when it
-runs. Exit codes: 0 committed (or planned, or checked and passed); 1 the command started and failed (nothing was
-committed), or a check failed; 2 refused because of the request itself, before anything was written; 130 (Ctrl-C)
-or 143 (SIGTERM) interrupted.
+runs. What its exit code says is decided in `flows/cli/exit_codes.py`.
 """
 
 import argparse
@@ -11,10 +9,10 @@ import logging
 import os
 import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import NoReturn
+
+from flows.cli.exit_codes import report
+from flows.cli.signals import interruptible
 
 SOURCE_HELP = (
     "what to write: NetCDF files (a path, URL or glob), a .zarr store, an .icechunk repository, "
@@ -209,25 +207,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def refused(error: BaseException, command: str = "write") -> bool:
-    """A request refused because of the request itself, before anything was written (exit 2), as opposed to a
-    command that started and failed (exit 1): a storage error, a chunk that is gone, a failed write or commit."""
-    import icechunk
-    from pydantic import ValidationError
-
-    from tasks.errors import IcefloeError, InvalidRequestError, ValidationHookError, started_writing
-
-    if started_writing(error):
-        return False
-    if isinstance(error, InvalidRequestError | ValidationHookError | ValidationError | argparse.ArgumentTypeError):
-        return True
-    if command not in ("write", "demo") or isinstance(error, IcefloeError | icechunk.IcechunkError):
-        return False
-    # xarray's and zarr's own refusals of a write (a bad mode, dimension, region or encoding) are ValueErrors and
-    # KeyErrors; mode w- on a group that exists is a FileExistsError
-    return isinstance(error, ValueError | KeyError | FileExistsError)
-
-
 def entry_point() -> NoReturn:
     """The `icefloe` executable: `main`, then a quick exit.
 
@@ -254,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     # Dask's per-worker INFO lines drown the run's own log; workers read this from the environment.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     stopped_by: list[int] = []
-    with _interruptible(args.command in ("write", "demo"), stopped_by):
+    with interruptible(args.command in ("write", "demo"), stopped_by):
         try:
             return int(args.run(args))
         except BaseException as e:
@@ -264,46 +243,5 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"icefloe {args.command}: interrupted ({signal.Signals(number).name})", file=sys.stderr)
                 return 128 + number
             if isinstance(e, Exception):
-                return _report(args.command, e)
+                return report(args.command, e)
             raise
-
-
-@contextmanager
-def _interruptible(wanted: bool, stopped_by: list[int]) -> Iterator[None]:
-    """SIGINT and SIGTERM both unwind the command like Ctrl-C, so that it stops its cluster and temporary server
-    and releases its target on the way out; `stopped_by` records which one came."""
-    if not wanted or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(number: int, frame: object) -> None:
-        stopped_by.append(number)
-        raise KeyboardInterrupt
-
-    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-def _report(command: str, error: Exception) -> int:
-    import icechunk
-
-    from tasks.errors import IcefloeError
-
-    if refused(error, command):
-        # our refusals say what is wrong; others' need their name (ValueError, KeyError, ...) to make sense
-        what = str(error) if isinstance(error, IcefloeError) else f"{type(error).__name__}: {error}"
-        print(f"icefloe {command}: refused, nothing was written: {what}", file=sys.stderr)
-        return 2
-    if isinstance(error, IcefloeError | icechunk.IcechunkError | OSError):
-        summary, _, details = str(error).strip().partition("\n\n")  # Icechunk's errors add their context below
-        if details:
-            print(details, file=sys.stderr)
-        summary = " ".join(summary.split())
-        outcome = "failed, nothing was committed" if command in ("write", "demo") else "failed"
-        print(f"icefloe {command}: {outcome}: {type(error).__name__}: {summary}", file=sys.stderr)
-        return 1
-    raise error

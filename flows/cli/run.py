@@ -20,7 +20,7 @@ from flows.environment import environment_variable
 from flows.temporary_server import TemporaryServer
 
 if TYPE_CHECKING:
-    from tasks.commit import CommitResult
+    from tasks.records import CommitResult
     from tasks.request import WriteOptions
     from tasks.sources import DatasetSource
 
@@ -95,7 +95,7 @@ def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
     from flows.prefect_api import running_prefect_api
     from flows.write_dataset import write_dataset
     from tasks.cluster import local_cluster, scheduler_address
-    from tasks.commit import CommitResult
+    from tasks.records import CommitResult
     from tasks.sources import open_source
 
     open_source(call.source)  # a bad source is refused now, not after the server answered
@@ -128,7 +128,7 @@ def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
 def _no_traceback_for_refusals() -> Iterator[None]:
     """Prefect's flow engine logs a failed run's exception with its traceback; on the terminal, a refused request
     needs only the one line the command ends with (the run's logs in the API keep the traceback)."""
-    from flows.cli import refused
+    from flows.cli.exit_codes import refused
 
     def without_traceback(record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None and refused(record.exc_info[1]):

@@ -16,7 +16,8 @@ from tasks.arrays import region_bytes
 from tasks.callables import CALLABLE_PATTERN
 from tasks.dataset import RegionParameter
 from tasks.errors import InvalidRequestError
-from tasks.plan import LOCAL_SIZING, PREFECT_SIZING, format_region
+from tasks.plan import LOCAL_SIZING, PREFECT_SIZING
+from tasks.records import format_region
 from tasks.request import WriteOptions
 from tasks.runs import prepare_write
 from tasks.sources import CallableSource, IcechunkSource, NamedSource, NetCDFSource, SyntheticDataset, ZarrSource

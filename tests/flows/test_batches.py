@@ -44,8 +44,8 @@ def test_twelve_blocks_in_three_task_runs_land_in_one_snapshot_with_a_flaky_bloc
 
 
 def test_blocks_are_batched_as_evenly_as_can_be() -> None:
-    from tasks.plan import Block
-    from tasks.write import BlockJob, batches
+    from tasks.records import Block, BlockJob
+    from tasks.write import batches
 
     jobs = [BlockJob(Block(("x",), ((i, i + 1),)), (1,), ()) for i in range(10)]
 
@@ -78,7 +78,7 @@ def test_manifests_split_every_n_chunks_when_asked_and_the_data_is_the_same(tmp_
 def test_block_tasks_raise_zarrs_chunks_in_flight_to_at_least_what_the_run_asks(tmp_path: Path) -> None:
     import icechunk
 
-    from tasks.plan import Block
+    from tasks.records import Block
     from tasks.write import write_block
 
     session = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path))).writable_session("main")

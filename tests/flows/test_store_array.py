@@ -11,8 +11,8 @@ import zarr
 from prefect.client.orchestration import get_client
 
 from flows.store_array import store_array
-from tasks.commit import CommitResult
 from tasks.errors import BlockWriteError, ChunkAlignmentError, CommitConflictError, OverlappingWritesError
+from tasks.records import CommitResult
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 from tests.conftest import block_task_runs, open_repo, snapshot_count, task_runs
 from tests.sources import committing_elsewhere, failing_always, failing_first

@@ -7,8 +7,7 @@ import zarr
 
 from tasks.errors import OverlappingWritesError
 from tasks.merge import ForkMerger
-from tasks.plan import Block
-from tasks.write import WrittenBlock
+from tasks.records import Block, WrittenBlock
 from tasks.write import pristine_copy as copy
 
 

@@ -76,7 +76,7 @@ def test_blocks_grow_to_the_target_size_from_the_last_dimension() -> None:
     blocks = plan_blocks(("t2m",), (100, 720, 1440), (1, 720, 1440), 4, 64 * 2**20)
     per_block = 720 * 1440 * 4
     assert blocks[0].shape == (64 * 2**20 // per_block, 720, 1440)
-    assert sum(b.size for b in blocks) == math.prod((100, 720, 1440))
+    assert sum(math.prod(b.shape) for b in blocks) == math.prod((100, 720, 1440))
 
 
 def test_a_chunk_larger_than_the_target_makes_a_block_of_its_own() -> None:

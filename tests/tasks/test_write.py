@@ -9,7 +9,8 @@ import zarr
 
 from tasks.block_slices import SourceBlocks
 from tasks.errors import BlockWriteError
-from tasks.plan import Block, Region, plan_blocks, relative_slices
+from tasks.plan import plan_blocks, relative_slices
+from tasks.records import Block, Region
 from tasks.request import WriteOptions
 from tasks.write import computed_parts, write_block
 

@@ -33,7 +33,7 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
 def test_exit_2_means_refused_by_the_request_itself_and_anything_later_is_a_failure() -> None:
     import icechunk
 
-    from flows.cli import refused
+    from flows.cli.exit_codes import refused
     from tasks.errors import InvalidRequestError, OverlappingWritesError, note_started_writing
 
     overlap = OverlappingWritesError("block t[0:10] came back twice")
