@@ -2,10 +2,10 @@
 
     uv run python -m benchmarks.local_cluster --gib 1 --repeat 2
 
-Each source is written whole, without a Prefect API (`tasks/local.py`), once per cluster layout, alternating, best
-of each. The clock includes starting the cluster and its workers' first imports, as a user's run pays them.
-Sources: the synthetic Dataset (computed: random numbers), NetCDF4 files (zlib, read with h5netcdf), a Zarr store
-(Zstandard), and `store_array` of a dask array.
+Each source is written whole, without a Prefect API (`tasks/running/local.py`), once per cluster layout,
+alternating, best of each. The clock includes starting the cluster and its workers' first imports, as a user's run
+pays them. Sources: the synthetic Dataset (computed: random numbers), NetCDF4 files (zlib, read with h5netcdf), a
+Zarr store (Zstandard), and `store_array` of a dask array.
 """
 
 import os
@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.timing import parser
-from tasks.cluster import local_cluster
-from tasks.local import LocalOrchestrator
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
-from tasks.runs import run_store_array, run_write_dataset
-from tasks.sources import DatasetSource, NetCDFSource, SyntheticDataset, ZarrSource
+from tasks.running.cluster import local_cluster
+from tasks.running.local import LocalOrchestrator
+from tasks.running.runs import run_store_array, run_write_dataset
+from tasks.storage.sources import DatasetSource, NetCDFSource, SyntheticDataset, ZarrSource
 
 NLAT, NLON = 721, 1440
 CHUNKS = (8, 361, 720)

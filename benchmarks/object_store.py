@@ -234,8 +234,8 @@ def report(title: str, runs: dict[str, list[Run]], nbytes: int, raws: tuple[str,
 def warm_stack() -> Iterator[str]:
     """A Prefect API and a threaded Dask cluster, as `icefloe serve` keeps them; the scheduler's address."""
     from flows.prefect_api import running_prefect_api
-    from tasks.cluster import local_cluster
     from tasks.request import WriteOptions
+    from tasks.running.cluster import local_cluster
 
     with running_prefect_api(), local_cluster(WriteOptions()) as cluster:
         yield cluster.scheduler_address
@@ -250,8 +250,8 @@ def flow_paths(steps: int, address: str) -> dict[str, Write]:
 
     from flows.write_dataset import write_dataset
     from tasks.request import WriteOptions
-    from tasks.sources import SyntheticDataset
-    from tasks.target import repository_storage
+    from tasks.storage.sources import SyntheticDataset
+    from tasks.storage.target import repository_storage
 
     model = SyntheticDataset(**source(steps))
     client = Client(address, set_as_default=False)

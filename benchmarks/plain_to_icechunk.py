@@ -15,8 +15,8 @@ import icechunk.dask
 import zarr
 from icechunk.xarray import to_icechunk
 
-from tasks.sources import SyntheticDataset
-from tasks.target import repository_storage
+from tasks.storage.sources import SyntheticDataset
+from tasks.storage.target import repository_storage
 
 VARIABLES = ("t2m", "u10")
 

@@ -42,7 +42,15 @@ def compare(
     return times
 
 
-WORKER_MODULES = ("icechunk", "icechunk.dask", "zarr", "xarray", "prefect", "tasks.block_task", "tasks.write")
+WORKER_MODULES = (
+    "icechunk",
+    "icechunk.dask",
+    "zarr",
+    "xarray",
+    "prefect",
+    "tasks.writing.block_task",
+    "tasks.writing.block",
+)
 
 
 def _import(modules: tuple[str, ...]) -> None:

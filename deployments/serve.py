@@ -22,9 +22,9 @@ from flows.ingest import backfill, ingest
 from flows.orchestrator import COMMITTED
 from flows.validate import validate
 from flows.write_dataset import write_dataset
-from tasks.cluster import local_cluster, scheduler_address
 from tasks.errors import InvalidRequestError
 from tasks.request import WriteOptions
+from tasks.running.cluster import local_cluster, scheduler_address
 
 TAGS = ["icefloe"]
 VALIDATE_AFTER_COMMIT = DeploymentEventTrigger(

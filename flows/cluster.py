@@ -5,13 +5,14 @@ from contextlib import contextmanager
 
 from prefect_dask import DaskTaskRunner
 
-from tasks.cluster import local_cluster, scheduler_address
 from tasks.request import WriteOptions
+from tasks.running.cluster import local_cluster, scheduler_address
 
 
 @contextmanager
 def dask_task_runner(options: WriteOptions) -> Iterator[DaskTaskRunner]:
-    """A task runner on the scheduler the run names, else on a LocalCluster started for it (`tasks/cluster.py`)."""
+    """A task runner on the scheduler the run names, else on a LocalCluster started for it
+    (`tasks/running/cluster.py`)."""
     address = scheduler_address(options)
     if address:
         with DaskTaskRunner(address=address) as runner:

@@ -19,12 +19,12 @@ from flows.cluster import cluster_threads
 from flows.prefect_api import workers_report_to_flow_api
 from flows.prefect_internals import submit_many
 from flows.progress import block_progress
-from tasks.block_task import write_block_task, write_blocks_task
-from tasks.fan_out import SubmittedBatch, collect_forks
-from tasks.plan import PREFECT_SIZING, BlockSizing
+from tasks.planning.blocks import PREFECT_SIZING, BlockSizing
 from tasks.records import BlockJob, WrittenBlock
 from tasks.request import WriteOptions
-from tasks.write import batches
+from tasks.writing.block import batches
+from tasks.writing.block_task import write_block_task, write_blocks_task
+from tasks.writing.fan_out import SubmittedBatch, collect_forks
 
 
 @dataclass(frozen=True)

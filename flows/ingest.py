@@ -6,11 +6,11 @@ from typing import Any
 from prefect import flow
 
 from flows.orchestrator import PrefectOrchestrator
-from tasks.ingest import Overlap
+from tasks.planning.time_steps import Overlap
 from tasks.records import CommitResult
 from tasks.request import WriteOptions
-from tasks.runs import run_time_update
-from tasks.sources import NamedSource, open_source, source_fingerprint
+from tasks.running.runs import run_time_update
+from tasks.storage.sources import NamedSource, open_source, source_fingerprint
 
 
 @flow(name="ingest")

@@ -17,8 +17,8 @@ from flows import prefect_internals
 from flows.cluster import cluster_threads, dask_task_runner
 from flows.fan_out import PrefectBlockRunner
 from flows.target_lock import target_lock
+from tasks.committing.report import artifact_key, committed_payload, summary_markdown
 from tasks.records import BlockReport, CommitResult, Logger
-from tasks.report import artifact_key, committed_payload, summary_markdown
 from tasks.request import WriteOptions
 
 COMMITTED = "icefloe.snapshot.committed"

@@ -5,7 +5,7 @@ from prefect import flow
 from flows.orchestrator import PrefectOrchestrator
 from tasks.records import CommitResult
 from tasks.request import ArrayWrite, WriteOptions
-from tasks.runs import run_store_array
+from tasks.running.runs import run_store_array
 
 
 @flow(name="store-array")

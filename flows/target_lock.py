@@ -32,7 +32,7 @@ from prefect.context import FlowRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.variables import Variable
 
-from tasks.target import canonical_target
+from tasks.storage.target import canonical_target
 
 CHECK_SECONDS = 2.0  # how often a waiting run looks at the holder
 LEASE_SECONDS = 60  # the shortest lease Prefect grants: a server with services frees a dead holder's slot after it

@@ -6,10 +6,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows import prefect_internals
+from tasks.committing.report import artifact_key
+from tasks.committing.validate import Validation, validate_snapshot
 from tasks.errors import ValidationFailedError
-from tasks.report import artifact_key
-from tasks.sources import DatasetSource, open_source
-from tasks.validate import Validation, validate_snapshot
+from tasks.storage.sources import DatasetSource, open_source
 
 prefect_internals.install()
 

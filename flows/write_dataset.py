@@ -5,11 +5,11 @@ from typing import Any
 from prefect import flow
 
 from flows.orchestrator import PrefectOrchestrator
-from tasks.dataset import RegionParameter, WriteMode
+from tasks.planning.dataset import RegionParameter, WriteMode
 from tasks.records import CommitResult
 from tasks.request import WriteOptions
-from tasks.runs import run_write_dataset
-from tasks.sources import DatasetSource
+from tasks.running.runs import run_write_dataset
+from tasks.storage.sources import DatasetSource
 
 
 @flow(name="write-dataset")

@@ -71,7 +71,7 @@ def s3_target(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def open_repo(target: str) -> icechunk.Repository:
-    from tasks.target import repository_storage
+    from tasks.storage.target import repository_storage
 
     return icechunk.Repository.open(repository_storage(target))
 

@@ -13,7 +13,7 @@ import xarray as xr
 import zarr
 
 from tasks.errors import InvalidRequestError
-from tasks.sources import SyntheticDataset
+from tasks.storage.sources import SyntheticDataset
 
 
 def _claim(marker_dir: str, name: str, limit: int) -> bool:

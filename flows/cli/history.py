@@ -3,7 +3,7 @@
 import argparse
 from datetime import UTC
 
-from tasks.target import open_existing
+from tasks.storage.target import open_existing
 
 
 def history(args: argparse.Namespace) -> int:

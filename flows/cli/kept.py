@@ -3,7 +3,7 @@
 import argparse
 from datetime import UTC, datetime
 
-from tasks.kept_forks import clear_kept, kept_runs
+from tasks.committing.kept_forks import clear_kept, kept_runs
 
 
 def kept(args: argparse.Namespace) -> int:

@@ -1,9 +1,9 @@
 """How the command runs a write, and the summary it prints.
 
 With a Prefect API configured the write is a `write-dataset` flow run reported to it. With none, it runs here without
-Prefect (`tasks/local.py`): the same run, with nothing to start but its threads. `--temporary-server` records it in a
-Prefect server started for the command instead, launched before anything else so that its start-up overlaps the
-command's own.
+Prefect (`tasks/running/local.py`): the same run, with nothing to start but its threads. `--temporary-server`
+records it in a Prefect server started for the command instead, launched before anything else so that its start-up
+overlaps the command's own.
 """
 
 import logging
@@ -22,7 +22,7 @@ from flows.temporary_server import TemporaryServer
 if TYPE_CHECKING:
     from tasks.records import CommitResult
     from tasks.request import WriteOptions
-    from tasks.sources import DatasetSource
+    from tasks.storage.sources import DatasetSource
 
 
 @dataclass
@@ -73,8 +73,8 @@ def run_write(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
     terminal_bar.set(sys.stderr.isatty() or bool(os.environ.get("ICEFLOE_PROGRESS")))
     if prefect.mode == "local":
         from flows.bar import block_bar
-        from tasks.local import LocalOrchestrator
-        from tasks.runs import run_write_dataset
+        from tasks.running.local import LocalOrchestrator
+        from tasks.running.runs import run_write_dataset
 
         _log_to_terminal()
         result = run_write_dataset(
@@ -94,9 +94,9 @@ def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
     cluster (the flow then attaches to it): neither waits for the server, nor the server for them."""
     from flows.prefect_api import running_prefect_api
     from flows.write_dataset import write_dataset
-    from tasks.cluster import local_cluster, scheduler_address
     from tasks.records import CommitResult
-    from tasks.sources import open_source
+    from tasks.running.cluster import local_cluster, scheduler_address
+    from tasks.storage.sources import open_source
 
     open_source(call.source)  # a bad source is refused now, not after the server answered
     with ExitStack() as stack:

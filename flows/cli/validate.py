@@ -4,8 +4,8 @@ import argparse
 import sys
 
 from flows.cli.write import parse_source
-from tasks.sources import open_source
-from tasks.validate import validate_snapshot
+from tasks.committing.validate import validate_snapshot
+from tasks.storage.sources import open_source
 
 
 def validate(args: argparse.Namespace) -> int:

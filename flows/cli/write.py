@@ -12,16 +12,23 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 from flows.cli.run import Prefect, WriteCall, print_summary, run_write
-from tasks.arrays import region_bytes
-from tasks.callables import CALLABLE_PATTERN
-from tasks.dataset import RegionParameter
 from tasks.errors import InvalidRequestError
-from tasks.plan import LOCAL_SIZING, PREFECT_SIZING
+from tasks.planning.arrays import region_bytes
+from tasks.planning.blocks import LOCAL_SIZING, PREFECT_SIZING
+from tasks.planning.dataset import RegionParameter
 from tasks.records import format_region
 from tasks.request import WriteOptions
-from tasks.runs import prepare_write
-from tasks.sources import CallableSource, IcechunkSource, NamedSource, NetCDFSource, SyntheticDataset, ZarrSource
-from tasks.write import group_writes
+from tasks.running.runs import prepare_write
+from tasks.storage.callables import CALLABLE_PATTERN
+from tasks.storage.sources import (
+    CallableSource,
+    IcechunkSource,
+    NamedSource,
+    NetCDFSource,
+    SyntheticDataset,
+    ZarrSource,
+)
+from tasks.writing.block import group_writes
 
 DEMO_VARIABLES = ("t2m", "u10")
 DEMO_ENCODING = {name: {"chunks": (8, 361, 720)} for name in DEMO_VARIABLES}  # ~8 MiB chunks
@@ -178,7 +185,7 @@ def dry_run(
 def demo(args: argparse.Namespace, prefect: Prefect) -> int:
     import icechunk
 
-    from tasks.target import repository_storage
+    from tasks.storage.target import repository_storage
 
     source = demo_source(args.gib)
     print(f"demo: synthetic dataset {dict(source.open().sizes)}, {source.variables}, -> {args.target}")

@@ -21,7 +21,7 @@ def stack(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         for key, value in {**S3_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
             patch.setenv(key, value)
         # the ingest target exists with the first day; the schedule brings the second
-        from tasks.target import repository_storage
+        from tasks.storage.target import repository_storage
 
         session = icechunk.Repository.create(repository_storage(ingest_repo)).writable_session("main")
         to_icechunk(steps(0, 24), session, encoding=ENCODING)

@@ -45,7 +45,7 @@ def test_twelve_blocks_in_three_task_runs_land_in_one_snapshot_with_a_flaky_bloc
 
 def test_blocks_are_batched_as_evenly_as_can_be() -> None:
     from tasks.records import Block, BlockJob
-    from tasks.write import batches
+    from tasks.writing.block import batches
 
     jobs = [BlockJob(Block(("x",), ((i, i + 1),)), (1,), ()) for i in range(10)]
 
@@ -56,7 +56,7 @@ def test_blocks_are_batched_as_evenly_as_can_be() -> None:
 
 def test_manifests_split_every_n_chunks_when_asked_and_the_data_is_the_same(tmp_path: Path, dask_address: str) -> None:
     from flows.write_dataset import write_dataset
-    from tasks.sources import SyntheticDataset
+    from tasks.storage.sources import SyntheticDataset
 
     source = SyntheticDataset(ntime=96, nlat=19, nlon=36, time_chunk=12, variables=("t2m",))
     manifests = {}
@@ -79,7 +79,7 @@ def test_block_tasks_raise_zarrs_chunks_in_flight_to_at_least_what_the_run_asks(
     import icechunk
 
     from tasks.records import Block
-    from tasks.write import write_block
+    from tasks.writing.block import write_block
 
     session = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path))).writable_session("main")
     zarr.open_group(session.store, mode="a").create_array("x", shape=(20,), chunks=(10,), dtype="f8")

@@ -16,11 +16,11 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from flows.validate import validate
 from tasks.errors import ValidationFailedError
-from tasks.local import LocalOrchestrator
 from tasks.request import WriteOptions
-from tasks.runs import run_write_dataset
-from tasks.sources import SyntheticDataset
-from tasks.target import repository_storage
+from tasks.running.local import LocalOrchestrator
+from tasks.running.runs import run_write_dataset
+from tasks.storage.sources import SyntheticDataset
+from tasks.storage.target import repository_storage
 from tests.conftest import open_repo
 from tests.processes import command_env, icefloe
 

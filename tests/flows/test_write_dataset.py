@@ -13,10 +13,10 @@ import xarray as xr
 from icechunk.xarray import to_icechunk
 
 from flows.write_dataset import write_dataset
-from tasks.dataset import MissingGroupError, UnknownVariableError
 from tasks.errors import InvalidRequestError, ValidationHookError
+from tasks.planning.dataset import MissingGroupError, UnknownVariableError
 from tasks.request import WriteOptions
-from tasks.sources import CallableSource, NamedSource, NetCDFSource, SyntheticDataset
+from tasks.storage.sources import CallableSource, NamedSource, NetCDFSource, SyntheticDataset
 from tests.conftest import BUCKET, open_repo, snapshot_count
 from tests.sources import netcdf_files
 

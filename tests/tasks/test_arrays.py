@@ -5,8 +5,8 @@ import icechunk
 import pytest
 import zarr
 
-from tasks.arrays import initialize_arrays, resolve_writes
 from tasks.errors import ChunkAlignmentError, InvalidRequestError, OverlappingWritesError
+from tasks.planning.arrays import initialize_arrays, resolve_writes
 from tasks.request import ArraySpec, ArrayWrite
 
 

@@ -4,7 +4,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from tasks.block_slices import SourceBlocks
+from tasks.planning.block_slices import SourceBlocks
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 from prefect.states import Completed, Failed
 
-from tasks.block_task import retry_unless_invalid
 from tasks.errors import ChunkAlignmentError, InvalidRequestError
+from tasks.writing.block_task import retry_unless_invalid
 
 
 def test_invalid_requests_are_not_retried_but_io_failures_are() -> None:

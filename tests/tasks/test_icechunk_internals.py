@@ -1,4 +1,4 @@
-"""The contract icefloe relies on in Icechunk's private API (`tasks/icechunk_internals.py`). If an Icechunk upgrade
+"""The contract icefloe relies on in Icechunk's private API (`tasks/internals/icechunk.py`). If an Icechunk upgrade
 breaks it, these fail first, and loudly: resuming a run depends on it."""
 
 import pickle
@@ -8,7 +8,7 @@ import icechunk
 import numpy as np
 import zarr
 
-from tasks.icechunk_internals import session_bytes, session_from_bytes
+from tasks.internals.icechunk import session_bytes, session_from_bytes
 
 
 def initialized(repo: icechunk.Repository) -> icechunk.Session:

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from tasks.errors import InvalidRequestError
-from tasks.ingest import plan_time_update
-from tasks.sources import SyntheticDataset
+from tasks.planning.time_steps import plan_time_update
+from tasks.storage.sources import SyntheticDataset
 
 SOURCE = SyntheticDataset(ntime=10, nlat=3, nlon=4, time_chunk=5).open()
 TIMES = SOURCE.indexes["time"]

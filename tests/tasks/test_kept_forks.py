@@ -14,10 +14,10 @@ import xarray as xr
 import zarr
 
 from tasks.errors import BlockWriteError, UnreadableChunksError
-from tasks.local import LocalOrchestrator
 from tasks.request import WriteOptions
-from tasks.runs import run_write_dataset
-from tasks.sources import CallableSource
+from tasks.running.local import LocalOrchestrator
+from tasks.running.runs import run_write_dataset
+from tasks.storage.sources import CallableSource
 from tests.conftest import open_repo, snapshot_count
 from tests.sources import chunks_read, counted
 

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tasks.meanwhile import entered_meanwhile
+from tasks.running.meanwhile import entered_meanwhile
 
 
 class Cluster:

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import zarr
 
+from tasks.committing.merge import ForkMerger
 from tasks.errors import OverlappingWritesError
-from tasks.merge import ForkMerger
 from tasks.records import Block, WrittenBlock
-from tasks.write import pristine_copy as copy
+from tasks.writing.block import pristine_copy as copy
 
 
 @pytest.fixture

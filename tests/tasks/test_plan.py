@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tasks.errors import ChunkAlignmentError, InvalidRequestError
-from tasks.plan import (
+from tasks.planning.blocks import (
     LOCAL_SIZING,
     PREFECT_SIZING,
     aligned_region,
@@ -140,7 +140,7 @@ def test_local_block_size_keeps_every_thread_busy_even_for_small_writes() -> Non
 
 
 def test_blocks_follow_the_sources_chunks_when_they_are_whole_cells_of_the_grid() -> None:
-    from tasks.plan import source_cell
+    from tasks.planning.blocks import source_cell
 
     chunks = ((8, 8, 8, 8), (721,), (1440,))  # a dask chunk of 8 steps, Zarr chunks of 2
     region = ((0, 32), (0, 721), (0, 1440))

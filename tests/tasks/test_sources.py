@@ -8,7 +8,7 @@ from icechunk.xarray import to_icechunk
 from pydantic import TypeAdapter, ValidationError
 
 from tasks.errors import InvalidRequestError
-from tasks.sources import (
+from tasks.storage.sources import (
     CallableSource,
     IcechunkSource,
     NamedSource,

@@ -9,7 +9,7 @@ import icechunk
 import pytest
 
 from tasks.errors import InvalidRequestError
-from tasks.target import check_branch, local_path, local_target_lock, open_target, repository_storage
+from tasks.storage.target import check_branch, local_path, local_target_lock, open_target, repository_storage
 from tests.conftest import S3_ENV
 
 
@@ -83,7 +83,7 @@ def test_a_killed_holder_frees_the_repository_at_once(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", f"""
 import logging, sys, time
-from tasks.target import local_target_lock
+from tasks.storage.target import local_target_lock
 with local_target_lock({target!r}, logging.getLogger()):
     print("held", flush=True)
     time.sleep(600)

@@ -12,8 +12,8 @@ import pytest
 import zarr
 from zarr.core.buffer import default_buffer_prototype
 
-from tasks.whole_chunks import WholeChunkWriter
-from tasks.write import store_parts
+from tasks.writing.block import store_parts
+from tasks.writing.whole_chunks import WholeChunkWriter
 
 SHAPE, CHUNKS = (7, 30, 30), (2, 8, 8)  # edge chunks along every axis
 WHOLE = (slice(0, 7), slice(0, 30), slice(0, 30))

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import zarr
 
-from tasks.block_slices import SourceBlocks
 from tasks.errors import BlockWriteError
-from tasks.plan import plan_blocks, relative_slices
+from tasks.planning.block_slices import SourceBlocks
+from tasks.planning.blocks import plan_blocks, relative_slices
 from tasks.records import Block, Region
 from tasks.request import WriteOptions
-from tasks.write import computed_parts, write_block
+from tasks.writing.block import computed_parts, write_block
 
 
 def block_sources(sources: list[da.Array], write_region: Region, block: Block) -> tuple[da.Array, ...]:

@@ -16,7 +16,7 @@ from prefect.settings import PREFECT_API_URL
 
 from flows.cli import main
 from flows.cli.write import demo_source, parse_source
-from tasks.sources import SyntheticDataset
+from tasks.storage.sources import SyntheticDataset
 from tests.conftest import open_repo, snapshot_count
 from tests.processes import command_env, icefloe
 from tests.sources import netcdf_files

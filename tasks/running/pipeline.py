@@ -12,19 +12,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import icechunk
 from icechunk import Session
 
-from tasks.arrays import ResolvedWrite, region_bytes
-from tasks.chunk_reads import unreadable_chunks
-from tasks.commit import commit_session
+from tasks.committing.commit import commit_session
+from tasks.committing.kept_forks import KeptForks, Resumption, resume, run_key
+from tasks.committing.merge import ForkMerger
+from tasks.committing.report import array_reports, block_reports
 from tasks.errors import BlockWriteError, UnreadableChunksError, notes_started_writing
-from tasks.garbage_collection import Mark, collections_since
-from tasks.kept_forks import KeptForks, Resumption, resume, run_key
-from tasks.merge import ForkMerger
-from tasks.orchestration import BlockRunner, Orchestrator
+from tasks.planning.arrays import ResolvedWrite, region_bytes
 from tasks.records import BlockJob, CommitResult, Logger, WrittenBlock, format_region
-from tasks.report import array_reports, block_reports
 from tasks.request import WriteOptions
-from tasks.target import OpenedTarget, canonical_target
-from tasks.write import keep_block, plan_jobs, with_keep
+from tasks.running.orchestration import BlockRunner, Orchestrator
+from tasks.storage.chunk_reads import unreadable_chunks
+from tasks.storage.garbage_collection import Mark, collections_since
+from tasks.storage.target import OpenedTarget, canonical_target
+from tasks.writing.block import keep_block, plan_jobs, with_keep
 
 KEEPERS = 4
 """Threads keeping forks: each waits on the object store's latency."""

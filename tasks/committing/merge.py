@@ -2,15 +2,15 @@
 
 Icechunk merges forks last-writer-wins without complaint, so the check is ours: a fork may only have written chunks
 inside its own block, and a block may come back only once. The planner cuts a write into blocks that share no chunk
-(tasks/plan.py) and refuses writes whose regions share one (tasks/arrays.py), so together these mean no chunk has
-two writers. The check needs no map of every chunk written, and merging on arrival means the flow process holds
-one fork at a time: memory stays bounded by the number of blocks, not of chunks.
+(tasks/planning/blocks.py) and refuses writes whose regions share one (tasks/planning/arrays.py), so together
+these mean no chunk has two writers. The check needs no map of every chunk written, and merging on arrival means
+the flow process holds one fork at a time: memory stays bounded by the number of blocks, not of chunks.
 """
 
 from icechunk import Session
 
 from tasks.errors import OverlappingWritesError
-from tasks.plan import chunk_ranges
+from tasks.planning.blocks import chunk_ranges
 from tasks.records import MergedBlock, WrittenBlock
 
 

@@ -14,14 +14,14 @@ import numpy as np
 import zarr
 from icechunk import ForkSession
 
-from tasks.arrays import ResolvedWrite
-from tasks.block_slices import SourceBlocks
 from tasks.errors import BlockWriteError, InvalidRequestError
-from tasks.plan import SOURCE_CHUNKS_UP_TO, plan_blocks, relative_slices, source_cell
+from tasks.planning.arrays import ResolvedWrite
+from tasks.planning.block_slices import SourceBlocks
+from tasks.planning.blocks import SOURCE_CHUNKS_UP_TO, plan_blocks, relative_slices, source_cell
 from tasks.records import Block, BlockJob, BlockKeeper, Region, WrittenBlock
 from tasks.request import WriteOptions
-from tasks.whole_chunks import Part, WholeChunkWriter
-from tasks.zarr_settings import raise_chunks_in_flight
+from tasks.writing.whole_chunks import Part, WholeChunkWriter
+from tasks.writing.zarr_settings import raise_chunks_in_flight
 
 
 @dataclass(frozen=True)

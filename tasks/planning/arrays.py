@@ -14,7 +14,7 @@ import zarr
 from zarr.errors import ArrayNotFoundError, NodeNotFoundError
 
 from tasks.errors import InvalidRequestError, OverlappingWritesError
-from tasks.plan import aligned_region, check_aligned, full_region, region_from_slices, write_unit
+from tasks.planning.blocks import aligned_region, check_aligned, full_region, region_from_slices, write_unit
 from tasks.records import Region, format_region
 from tasks.request import ArraySpec, ArrayWrite
 

@@ -8,7 +8,7 @@ import heapq
 import re
 from typing import Any
 
-from tasks.arrays import ResolvedWrite, region_bytes
+from tasks.planning.arrays import ResolvedWrite, region_bytes
 from tasks.records import ArrayReport, BlockReport, CommitResult, MergedBlock
 
 BLOCK_ROWS = 25

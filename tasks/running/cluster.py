@@ -4,7 +4,7 @@ Threads by default: writing is decompression, computation, Zstandard and I/O in 
 and a threaded LocalCluster starts in milliseconds where process workers take seconds to start and to import what a
 block needs. benchmarks/local_cluster.py measured the layouts on synthetic, NetCDF, Zarr and store_array sources:
 a thread per core was fastest or tied on each (the README gives the figures). A run without Prefect needs no
-cluster for that: it uses a plain pool of threads (`tasks/local.py`). Process workers remain an option
+cluster for that: it uses a plain pool of threads (`tasks/running/local.py`). Process workers remain an option
 (`WriteOptions.processes`) for sources that hold the GIL.
 """
 

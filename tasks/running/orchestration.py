@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from icechunk import ForkSession
 
 from tasks.errors import BlockWriteError
-from tasks.plan import BlockSizing
+from tasks.planning.blocks import BlockSizing
 from tasks.records import BlockJob, BlockReport, CommitResult, Logger, WrittenBlock
 from tasks.request import WriteOptions
 

@@ -12,7 +12,7 @@ from prefect.states import State
 from tasks.errors import InvalidRequestError
 from tasks.records import BlockJob, WrittenBlock
 from tasks.request import WriteOptions
-from tasks.write import keep_block, timed_write, write_block_retrying
+from tasks.writing.block import keep_block, timed_write, write_block_retrying
 
 
 def retry_unless_invalid(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:

@@ -27,9 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from tasks.callables import CALLABLE_PATTERN, import_function
 from tasks.errors import InvalidRequestError
-from tasks.target import repository_storage, storage_options
+from tasks.storage.callables import CALLABLE_PATTERN, import_function
+from tasks.storage.target import repository_storage, storage_options
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _VARIABLES = Field(None, description="Data variables to keep (with their coordinates); default: all")

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import icechunk
 
 from tasks.errors import InvalidRequestError
-from tasks.garbage_collection import Mark, mark
+from tasks.storage.garbage_collection import Mark, mark
 
 
 def repository_storage(target: str) -> icechunk.Storage:

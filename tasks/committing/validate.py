@@ -16,11 +16,11 @@ import xarray as xr
 import zarr
 from pydantic import BaseModel, ConfigDict
 
-from tasks.chunk_reads import unreadable_chunks
 from tasks.errors import InvalidRequestError, one_line
-from tasks.plan import chunks_of, full_region, parse_region
+from tasks.planning.blocks import chunks_of, full_region, parse_region
 from tasks.records import Region, format_region
-from tasks.target import check_branch, open_existing
+from tasks.storage.chunk_reads import unreadable_chunks
+from tasks.storage.target import check_branch, open_existing
 
 SHOWN = 5
 """Problems a check names before it says how many more there are."""

@@ -14,18 +14,18 @@ import xarray as xr
 import zarr
 from icechunk import RepositoryConfig, Session
 
-from tasks.arrays import ResolvedWrite, initialize_arrays, resolve_writes
-from tasks.callables import import_function
-from tasks.dataset import RegionParameter, WriteMode, initialize_dataset
-from tasks.ingest import Overlap, initialize_update, plan_time_update, target_times
-from tasks.kept_forks import list_kept
-from tasks.meanwhile import entered_meanwhile
-from tasks.orchestration import BlockRunner, Orchestrator
-from tasks.pipeline import write_and_commit
+from tasks.committing.kept_forks import list_kept
+from tasks.planning.arrays import ResolvedWrite, initialize_arrays, resolve_writes
+from tasks.planning.dataset import RegionParameter, WriteMode, initialize_dataset
+from tasks.planning.time_steps import Overlap, initialize_update, plan_time_update, target_times
 from tasks.records import CommitResult, Logger
 from tasks.request import ArrayWrite, WriteOptions
-from tasks.sources import DatasetSource, open_source, source_fingerprint
-from tasks.target import OpenedTarget, local_target_lock, open_target, repository_config
+from tasks.running.meanwhile import entered_meanwhile
+from tasks.running.orchestration import BlockRunner, Orchestrator
+from tasks.running.pipeline import write_and_commit
+from tasks.storage.callables import import_function
+from tasks.storage.sources import DatasetSource, open_source, source_fingerprint
+from tasks.storage.target import OpenedTarget, local_target_lock, open_target, repository_config
 
 
 @contextmanager

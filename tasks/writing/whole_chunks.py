@@ -24,7 +24,7 @@ from zarr.core.chunk_utils import ChunkTransform, evolve_codecs, merge_and_encod
 from zarr.core.metadata.v3 import ArrayV3Metadata, RegularChunkGridMetadata
 from zarr.storage import StorePath
 
-from tasks.plan import chunk_ranges
+from tasks.planning.blocks import chunk_ranges
 
 type Part = tuple[tuple[slice, ...], np.ndarray]
 

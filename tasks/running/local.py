@@ -1,9 +1,9 @@
 """Running a write without a Prefect API: how the `icefloe` command writes when none is configured.
 
-The run is the same as a flow's (`tasks/runs.py`): the same plan, forks, checks and one commit. What Prefect would
-add is replaced by the least that keeps it safe: retries happen inside each block task (`write_block_retrying`), a
-local repository is held with an OS file lock (`held_target`), and progress goes to the terminal. Nothing is
-recorded in Prefect, so nothing waits for a Prefect server to start.
+The run is the same as a flow's (`tasks/running/runs.py`): the same plan, forks, checks and one commit. What
+Prefect would add is replaced by the least that keeps it safe: retries happen inside each block task
+(`write_block_retrying`), a local repository is held with an OS file lock (`held_target`), and progress goes to the
+terminal. Nothing is recorded in Prefect, so nothing waits for a Prefect server to start.
 
 Blocks run on a pool of threads of this process unless the run names a Dask scheduler or asks for process workers:
 with nothing to schedule across machines, Dask's scheduler, workers and event loop cost 7% more CPU for the same
@@ -21,12 +21,12 @@ from uuid import uuid4
 
 from icechunk import ForkSession
 
-from tasks.cluster import local_cluster, scheduler_address
-from tasks.orchestration import Progress, check_all_written, no_progress
-from tasks.plan import LOCAL_SIZING, BlockSizing
+from tasks.planning.blocks import LOCAL_SIZING, BlockSizing
 from tasks.records import BlockJob, BlockReport, CommitResult, Logger, WrittenBlock
 from tasks.request import WriteOptions
-from tasks.write import write_block_retrying
+from tasks.running.cluster import local_cluster, scheduler_address
+from tasks.running.orchestration import Progress, check_all_written, no_progress
+from tasks.writing.block import write_block_retrying
 
 if TYPE_CHECKING:
     import distributed
@@ -105,7 +105,7 @@ class DaskBlockRunner:
     def write_blocks(
         self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions, merge: Callable[[WrittenBlock], None]
     ) -> None:
-        from tasks.fan_out import SubmittedBatch, collect_forks
+        from tasks.writing.fan_out import SubmittedBatch, collect_forks
 
         def submit(some: list[list[BlockJob]]) -> list[SubmittedBatch]:
             # a unique key: a resubmitted block is a new task
@@ -161,5 +161,5 @@ def _cluster(address: str | None, options: WriteOptions) -> Iterator[Any]:
     if address is not None:
         yield address
         return
-    with local_cluster(options, preload=["tasks.write"]) as cluster:
+    with local_cluster(options, preload=["tasks.writing.block"]) as cluster:
         yield cluster

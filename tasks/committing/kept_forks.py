@@ -19,7 +19,7 @@ ids the kept forks refer to, and writes only the blocks not kept; any difference
 Nothing in a kept set is referenced by a snapshot, so Icechunk's garbage collection deletes what it refers to (the
 chunks the session and the forks wrote, the forks' own snapshots) once they are older than its cutoff. A set is
 adopted as it is only when the operations log shows no collection since it was written; otherwise every chunk it
-refers to is read back (one byte each) and what is gone is written again (`tasks/garbage_collection.py`).
+refers to is read back (one byte each) and what is gone is written again (`tasks/storage/garbage_collection.py`).
 
 Finding a set costs one listing of the branch's kept sets; a new set is written while the blocks are; a commit
 removes its own set, and the next run on the branch says why it does not reuse any other and removes those based
@@ -46,13 +46,13 @@ from fsspec.implementations.local import LocalFileSystem
 from icechunk import ForkSession, Session
 from zarr.abc.store import Store
 
-from tasks.arrays import ResolvedWrite
-from tasks.chunk_reads import Chunks, stored_bytes, unreadable_chunks
 from tasks.errors import one_line
-from tasks.garbage_collection import Mark, collections_since
-from tasks.icechunk_internals import session_bytes, session_from_bytes
+from tasks.internals.icechunk import session_bytes, session_from_bytes
+from tasks.planning.arrays import ResolvedWrite
 from tasks.records import Block, Logger, WrittenBlock
-from tasks.target import local_path, storage_options
+from tasks.storage.chunk_reads import Chunks, stored_bytes, unreadable_chunks
+from tasks.storage.garbage_collection import Mark, collections_since
+from tasks.storage.target import local_path, storage_options
 
 KEPT = "icefloe/kept"
 

@@ -15,9 +15,9 @@ import zarr
 from icechunk import IcechunkStore
 from zarr.errors import GroupNotFoundError
 
-from tasks.arrays import ResolvedWrite
-from tasks.dataset import RegionParameter, initialize_dataset
 from tasks.errors import InvalidRequestError
+from tasks.planning.arrays import ResolvedWrite
+from tasks.planning.dataset import RegionParameter, initialize_dataset
 
 type Overlap = Literal["refuse", "skip", "rewrite"]
 

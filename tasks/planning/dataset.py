@@ -21,10 +21,10 @@ from xarray.backends.writers import _validate_dataset_names, dump_to_store
 from xarray.backends.zarr import ZarrStore
 from zarr.errors import GroupNotFoundError
 
-from tasks.arrays import ResolvedWrite, resolve_writes
-from tasks.callables import import_function
 from tasks.errors import InvalidRequestError, ValidationHookError
+from tasks.planning.arrays import ResolvedWrite, resolve_writes
 from tasks.request import ArrayWrite
+from tasks.storage.callables import import_function
 
 type WriteMode = Literal["w", "w-", "a", "a-", "r+"]
 
