@@ -6,11 +6,14 @@ from typing import Any
 from prefect import flow
 
 from flows.orchestrator import PrefectOrchestrator
+from flows.process import set_up_flow_process
 from tasks.planning.time_steps import Overlap
 from tasks.records import CommitResult
 from tasks.request import WriteOptions
 from tasks.running.runs import run_time_update
 from tasks.storage.sources import NamedSource, open_source, source_fingerprint
+
+set_up_flow_process()
 
 
 @flow(name="ingest")

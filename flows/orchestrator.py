@@ -13,7 +13,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
-from flows import prefect_internals
 from flows.cluster import cluster_threads, dask_task_runner
 from flows.fan_out import PrefectBlockRunner
 from flows.target_lock import target_lock
@@ -23,8 +22,6 @@ from tasks.request import WriteOptions
 
 COMMITTED = "icefloe.snapshot.committed"
 """The event every commit emits; its resource is the repository (`icefloe.target`) and branch (`icefloe.branch`)."""
-
-prefect_internals.install()  # every flow module imports this one
 
 
 class PrefectOrchestrator:

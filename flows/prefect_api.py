@@ -4,11 +4,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect.context import FlowRunContext
-from prefect.events.worker import EventsWorker
-from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.environment import environment_variable
+from flows.prefect_internals import deliver_queued_logs_and_events
 from flows.temporary_server import TemporaryServer
 
 
@@ -31,8 +30,7 @@ def running_prefect_api(server: TemporaryServer | None = None) -> Iterator[str]:
                 yield url
             finally:
                 # Deliver queued logs and events while their server is still there.
-                APILogHandler().flush()
-                EventsWorker.drain_all(timeout=10)
+                deliver_queued_logs_and_events()
     finally:
         server.stop()
 

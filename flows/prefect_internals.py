@@ -17,6 +17,10 @@ is pinned exactly in pyproject.toml for the same reason.
   the open client there, and the task's context carries no settings to rebuild. A thread's previous client is
   closed when tasks with other settings (another API, another key) arrive.
 
+- A run that started its own temporary server delivers the logs and events still queued before it stops that
+  server (`deliver_queued_logs_and_events`): Prefect's log handler and events worker would deliver them at the
+  process's exit, to a server that is gone by then.
+
 - A flow run's heartbeat thread sleeps in whole seconds and the sync engine joins it when the run ends, so every
   flow run waited up to a second after its last line (0.6-0.8 s measured on each run here). The engine is told not
   to wait, as Prefect's async engine already does: the thread is a daemon, sees the stop event within a second and
@@ -36,6 +40,8 @@ from uuid import uuid4
 import prefect.flow_engine
 from prefect import Task
 from prefect.context import AssetContext, SettingsContext, SyncClientContext, serialize_context
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogHandler
 from prefect.task_engine import run_task_sync
 from prefect_dask import DaskTaskRunner
 from prefect_dask.task_runners import PrefectDaskFuture
@@ -116,6 +122,11 @@ def submit_many[R](
         )
         futures.append(PrefectDaskFuture[R](wrapped_future=future, task_run_id=task_run_id))
     return futures
+
+
+def deliver_queued_logs_and_events(timeout: float = 10) -> None:
+    APILogHandler().flush()
+    EventsWorker.drain_all(timeout=timeout)
 
 
 @contextmanager

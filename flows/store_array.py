@@ -3,9 +3,12 @@
 from prefect import flow
 
 from flows.orchestrator import PrefectOrchestrator
+from flows.process import set_up_flow_process
 from tasks.records import CommitResult
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.running.runs import run_store_array
+
+set_up_flow_process()
 
 
 @flow(name="store-array")

@@ -5,13 +5,13 @@ triggers; a failed check fails the run, which an automation can then notify abou
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows import prefect_internals
+from flows.process import set_up_flow_process
 from tasks.committing.report import artifact_key
 from tasks.committing.validate import Validation, validate_snapshot
 from tasks.errors import ValidationFailedError
 from tasks.storage.sources import DatasetSource, open_source
 
-prefect_internals.install()
+set_up_flow_process()
 
 
 @flow(name="validate")

@@ -5,11 +5,14 @@ from typing import Any
 from prefect import flow
 
 from flows.orchestrator import PrefectOrchestrator
+from flows.process import set_up_flow_process
 from tasks.planning.dataset import RegionParameter, WriteMode
 from tasks.records import CommitResult
 from tasks.request import WriteOptions
 from tasks.running.runs import run_write_dataset
 from tasks.storage.sources import DatasetSource
+
+set_up_flow_process()
 
 
 @flow(name="write-dataset")

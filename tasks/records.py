@@ -6,6 +6,8 @@ this module imports nothing of icefloe's: every stage may import it, and it impo
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -42,6 +44,23 @@ class Block:
     @property
     def name(self) -> str:
         return f"{'+'.join(self.arrays)}[{format_region(self.region)}]"
+
+
+class Progress(Protocol):
+    """Where a fan-out counts its finished blocks (a bar on the terminal, a Prefect artifact)."""
+
+    def advance(self, blocks: int = 1) -> None: ...
+
+
+@contextmanager
+def no_progress(total: int) -> Iterator[Progress]:
+    """Progress that nobody watches."""
+
+    class _Silent:
+        def advance(self, blocks: int = 1) -> None:
+            pass
+
+    yield _Silent()
 
 
 class BlockKeeper(Protocol):

@@ -3,6 +3,10 @@ them. Every import counts, also those under `TYPE_CHECKING` and inside functions
 but not from a reader."""
 
 import ast
+import os
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -87,3 +91,31 @@ def test_no_module_imports_itself_through_others(package: str) -> None:
     assert not circles, "import circles:\n" + "\n".join(
         " <-> ".join(c) + "\n  " + "\n  ".join(f"{m} -> {sorted(graph[m] & set(c))}" for m in c) for c in circles
     )
+
+
+def test_tasks_bans_every_private_api_the_project_bans() -> None:
+    """tasks/ruff.toml's table replaces the project's (ruff does not merge them): it must list each ban again."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
+    tasks = tomllib.loads((ROOT / "tasks" / "ruff.toml").read_text())["lint"]
+    banned = project["flake8-tidy-imports"]["banned-api"]
+    assert "zarr.core" in banned
+    assert set(banned) <= set(tasks["flake8-tidy-imports"]["banned-api"])
+
+
+def test_importing_icefloe_changes_neither_the_environment_nor_other_modules() -> None:
+    """Logging filters and Prefect patches are installed by the entry points (the command, a flow module, a worker
+    preload), not by importing the library."""
+    code = """
+import os, sys
+import prefect.flow_engine
+before = dict(os.environ)
+heartbeats = prefect.flow_engine._send_heartbeats
+import tasks, flows.orchestrator, tasks.running.runs, tasks.running.local
+assert dict(os.environ) == before, set(os.environ.items()) ^ set(before.items())
+assert prefect.flow_engine._send_heartbeats is heartbeats
+import flows.write_dataset  # an entry point: sets both up
+assert os.environ["ICECHUNK_LOG"] and prefect.flow_engine._send_heartbeats is not heartbeats
+"""
+    env = {k: v for k, v in os.environ.items() if k != "ICECHUNK_LOG"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from flows.cli.exit_codes import report
 from flows.cli.signals import interruptible
+from tasks.logs import quiet_icechunk
 
 SOURCE_HELP = (
     "what to write: NetCDF files (a path, URL or glob), a .zarr store, an .icechunk repository, "
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.icechunk_log:
         os.environ["ICECHUNK_LOG"] = args.icechunk_log  # read on icechunk's import, here and in every worker
+    quiet_icechunk()
     # Dask's per-worker INFO lines drown the run's own log; workers read this from the environment.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     stopped_by: list[int] = []

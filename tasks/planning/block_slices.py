@@ -8,8 +8,8 @@ boundaries (a source chunked like its target, or finer) then takes only the task
 its output keys down, layer by layer (a blockwise layer makes only those tasks), and renames its keys to start from
 zero. Any other block, or a graph with a layer of another kind, falls back to slicing.
 
-The renaming uses dask's own alias task (`dask._task_spec.Alias`, as `Array.blocks` does): the one private name
-here, guarded by tests/tasks/test_block_slices.py.
+The renaming uses dask's own alias task (`Alias`, as `Array.blocks` does), a private name reached through
+`tasks/internals/dask.py`, guarded by tests/tasks/test_block_slices.py.
 """
 
 import itertools
@@ -20,10 +20,11 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
-from dask._task_spec import Alias, GraphNode
 from dask.base import tokenize
 from dask.blockwise import Blockwise
 from dask.highlevelgraph import HighLevelGraph, Layer, MaterializedLayer
+
+from tasks.internals.dask import Alias, GraphNode
 
 type Key = Any
 

@@ -14,14 +14,12 @@ import xarray as xr
 import zarr
 from dask.base import is_dask_collection
 from icechunk import IcechunkStore
-from icechunk.vendor.xarray import _choose_default_mode
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
-from xarray.backends.common import ArrayWriter
-from xarray.backends.writers import _validate_dataset_names, dump_to_store
-from xarray.backends.zarr import ZarrStore
 from zarr.errors import GroupNotFoundError
 
 from tasks.errors import InvalidRequestError, ValidationHookError
+from tasks.internals.icechunk import choose_default_mode
+from tasks.internals.xarray import ArrayWriter, ZarrStore, autodetect_region, dump_to_store, validate_names_and_encoding
 from tasks.planning.arrays import ResolvedWrite, resolve_writes
 from tasks.request import ArrayWrite
 from tasks.storage.callables import import_function
@@ -108,7 +106,7 @@ def initialize_dataset(
     refusal, before any chunk of a lazy variable is written.
     """
     write_region = _slices(region)
-    chosen_mode = _choose_default_mode(mode=mode, append_dim=append_dim, region=write_region)
+    chosen_mode = choose_default_mode(mode=mode, append_dim=append_dim, region=write_region)
     try:
         xarray_store = ZarrStore.open_group(
             store,
@@ -134,9 +132,8 @@ def initialize_dataset(
             f"encoding names {unknown}, which the dataset does not have; its variables: "
             f"{sorted(map(str, dataset.variables))}"
         )
-    dataset = xarray_store._validate_and_autodetect_region(dataset)
-    _validate_dataset_names(dataset)
-    xarray_store._validate_encoding(encoding or {})
+    dataset = autodetect_region(xarray_store, dataset)
+    validate_names_and_encoding(xarray_store, dataset, encoding or {})
     writer = _CollectingWriter()
     dump_to_store(dataset, xarray_store, writer, encoding=encoding or {})
     writer.write_eager()

@@ -22,11 +22,10 @@ from uuid import uuid4
 from icechunk import ForkSession
 
 from tasks.planning.blocks import LOCAL_SIZING, BlockSizing
-from tasks.records import BlockJob, BlockReport, CommitResult, Logger, WrittenBlock
+from tasks.records import BlockJob, BlockReport, CommitResult, Logger, Progress, WrittenBlock, no_progress
 from tasks.request import WriteOptions
 from tasks.running.cluster import local_cluster, scheduler_address
-from tasks.running.orchestration import Progress, check_all_written, no_progress
-from tasks.writing.block import write_block_retrying
+from tasks.writing.block import check_all_written, write_block_retrying
 
 if TYPE_CHECKING:
     import distributed

@@ -7,13 +7,12 @@ Prefect API. The orchestrator supplies what differs: a logger, the target lock, 
 writes blocks, who to name in the commit's metadata, and where the run's report goes.
 """
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from icechunk import ForkSession
 
-from tasks.errors import BlockWriteError
 from tasks.planning.blocks import BlockSizing
 from tasks.records import BlockJob, BlockReport, CommitResult, Logger, WrittenBlock
 from tasks.request import WriteOptions
@@ -62,25 +61,3 @@ class Orchestrator(Protocol):
     def publish(self, result: CommitResult, blocks: list[BlockReport]) -> None:
         """Report a committed run where its users look; a failure here must not fail the committed run."""
         ...
-
-
-class Progress(Protocol):
-    def advance(self, blocks: int = 1) -> None: ...
-
-
-@contextmanager
-def no_progress(total: int) -> Iterator[Progress]:
-    class _Silent:
-        def advance(self, blocks: int = 1) -> None:
-            pass
-
-    yield _Silent()
-
-
-def check_all_written(failures: list[str], total: int) -> None:
-    """Raise when a block failed: nothing may be committed then."""
-    if failures:
-        raise BlockWriteError(
-            f"{len(failures)} of {total} blocks failed after retries; nothing was committed. "
-            f"First failure: {failures[0]}"
-        )

@@ -12,7 +12,7 @@ from typing import Any
 
 import zarr
 from zarr.abc.store import RangeByteRequest, Store
-from zarr.core.buffer import default_buffer_prototype
+from zarr.buffer import default_buffer_prototype
 
 from tasks.errors import one_line
 

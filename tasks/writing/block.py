@@ -191,3 +191,12 @@ def write_block_retrying(fork: ForkSession, job: BlockJob, options: WriteOptions
             logging.getLogger("icefloe").warning("%s; retry %d of %d in %.0f s", e, attempt + 1, retries, delay)
             time.sleep(delay)
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def check_all_written(failures: list[str], total: int) -> None:
+    """Raise when a block failed: nothing may be committed then."""
+    if failures:
+        raise BlockWriteError(
+            f"{len(failures)} of {total} blocks failed after retries; nothing was committed. "
+            f"First failure: {failures[0]}"
+        )

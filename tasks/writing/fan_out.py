@@ -6,8 +6,8 @@ from typing import Protocol
 
 from distributed import Client, Future, KilledWorker, as_completed
 
-from tasks.records import BlockJob, Logger, WrittenBlock
-from tasks.running.orchestration import Progress, check_all_written
+from tasks.records import BlockJob, Logger, Progress, WrittenBlock
+from tasks.writing.block import check_all_written
 
 
 class SubmittedBatch(Protocol):

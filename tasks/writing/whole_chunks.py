@@ -5,8 +5,8 @@ encoding and storing them. Here each chunk goes through Zarr's own single-chunk 
 same merge with the fill value at the array's edge, the same empty-chunk rule, the same codecs) in a plain loop, and
 is stored as soon as it is encoded, `async.concurrency` chunks in flight, as Zarr stores them.
 
-This is the one module that uses Zarr's private codec API; `tests/tasks/test_whole_chunks.py` holds it to the bytes
-Zarr itself stores and fails loudly when an upgrade of Zarr changes it.
+Zarr's private codec API comes through `tasks/internals/zarr.py`; `tests/tasks/test_whole_chunks.py` holds it to the
+bytes Zarr itself stores and fails loudly when an upgrade of Zarr changes it.
 """
 
 import asyncio
@@ -17,13 +17,19 @@ from typing import Any
 
 import numpy as np
 import zarr
+from zarr.abc.buffer import Buffer
 from zarr.abc.codec import Codec
-from zarr.core.array_spec import ArraySpec
-from zarr.core.buffer import Buffer, default_buffer_prototype
-from zarr.core.chunk_utils import ChunkTransform, evolve_codecs, merge_and_encode_chunk
-from zarr.core.metadata.v3 import ArrayV3Metadata, RegularChunkGridMetadata
+from zarr.buffer import default_buffer_prototype
 from zarr.storage import StorePath
 
+from tasks.internals.zarr import (
+    ArraySpec,
+    ArrayV3Metadata,
+    ChunkTransform,
+    RegularChunkGridMetadata,
+    evolve_codecs,
+    merge_and_encode_chunk,
+)
 from tasks.planning.blocks import chunk_ranges
 
 type Part = tuple[tuple[slice, ...], np.ndarray]

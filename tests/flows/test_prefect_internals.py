@@ -14,8 +14,8 @@ from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect_dask import DaskTaskRunner
 
-import flows.orchestrator  # installs the changes, as every icefloe flow module does
 import flows.prefect_internals
+import flows.write_dataset  # installs the changes, as every icefloe flow module does
 from flows.prefect_internals import send_heartbeats_without_waiting, submit_many
 from tests.processes import wait_for
 
