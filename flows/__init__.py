@@ -1,1 +1,2 @@
-"""Prefect flows: thin orchestration of plan -> initialize -> fan out -> merge -> commit."""
+"""Prefect flows: thin orchestration of a run's stages (`tasks/running/`): take the target, initialize, plan, fan out,
+merge and commit once, report."""

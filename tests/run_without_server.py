@@ -1,6 +1,6 @@
 """Run store_array with no PREFECT_API_URL on process workers; print what the flow's own temporary API recorded.
 
-Started as a subprocess by tests/flows/test_without_server.py (spawned workers need a `__main__` guard).
+Started as a subprocess by tests/flows/test_without_a_configured_api.py (spawned workers need a `__main__` guard).
 """
 
 import sys

@@ -3,7 +3,7 @@
 Importing Prefect's settings costs a third of a second; a command that will not use Prefect should not pay it.
 Prefect reads PREFECT_API_URL from the environment, a `.env`, `prefect.toml` or `pyproject.toml` in the working
 directory, and the active profile of its profiles file. When none of those places could name an API, the answer is
-no; when one could, Prefect's own settings decide (tests/flows/test_cli_prefect_config.py holds this against
+no; when one could, Prefect's own settings decide (tests/flows/cli/test_prefect_config.py holds this against
 Prefect's answer).
 """
 

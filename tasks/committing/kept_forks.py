@@ -162,7 +162,7 @@ def _remove(fs: fsspec.AbstractFileSystem, directory: str) -> None:
         fs.rm(directory, recursive=True)
 
 
-def _why_not(kept: dict[str, Any], key: RunKey) -> str:
+def why_not_reused(kept: dict[str, Any], key: RunKey) -> str:
     if kept.get("parent_id") != key.parent_id:
         return f"the branch tip moved (they were written on {kept.get('parent_id')}, the tip is {key.parent_id})"
     if kept.get("source") != key.source:
@@ -353,7 +353,7 @@ def _explain_other(fs: fsspec.AbstractFileSystem, run_dir: str, paths: set[str],
     except FileNotFoundError:
         return  # a concurrent run on the branch removed it first, or it was stopped as it began
     blocks = sum(p.startswith(f"{run_dir}/blocks/") for p in paths)
-    logger.info("not reusing %d blocks kept by an earlier run: %s", blocks, _why_not(other, key))
+    logger.info("not reusing %d blocks kept by an earlier run: %s", blocks, why_not_reused(other, key))
     if other.get("parent_id") != key.parent_id:
         _remove(fs, run_dir)
 

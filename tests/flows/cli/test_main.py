@@ -1,5 +1,6 @@
 """The `icefloe` command answers at once: its module imports nothing heavy, and every command has help."""
 
+import argparse
 import subprocess
 import sys
 
@@ -22,7 +23,19 @@ def test_help_imports_none_of_the_heavy_packages() -> None:
     assert imported_after(code) == []
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["write"], ["history"], ["serve"]])
+def commands() -> list[list[str]]:
+    """The command itself and each of its subcommands, as its parser knows them."""
+    from flows.cli import _parser
+
+    subparsers = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return [[], *([name] for action in subparsers for name in action.choices)]
+
+
+def test_help_is_checked_for_every_command() -> None:
+    assert {"write", "demo", "history", "validate", "kept", "serve"} <= {c[0] for c in commands() if c}
+
+
+@pytest.mark.parametrize("command", commands())
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
