@@ -16,6 +16,7 @@ from tasks.errors import InvalidRequestError
 from tasks.planning.arrays import region_bytes
 from tasks.planning.blocks import LOCAL_SIZING, PREFECT_SIZING
 from tasks.planning.dataset import RegionParameter
+from tasks.planning.jobs import block_size, group_writes
 from tasks.records import format_region
 from tasks.request import WriteOptions
 from tasks.running.runs import prepare_write
@@ -28,7 +29,6 @@ from tasks.storage.sources import (
     SyntheticDataset,
     ZarrSource,
 )
-from tasks.writing.block import group_writes
 
 DEMO_VARIABLES = ("t2m", "u10")
 DEMO_ENCODING = {name: {"chunks": (8, 361, 720)} for name in DEMO_VARIABLES}  # ~8 MiB chunks
@@ -163,9 +163,8 @@ def dry_run(
     """Every check of a real run, then the plan it would make on a local cluster; nothing is written or created."""
     prepared = prepare_write(target, source, create=False, **keywords)
     total = sum(region_bytes(r.region, r.dtype.itemsize) for r in prepared.resolved)
-    threads = os.cpu_count() or 1
     sizing = PREFECT_SIZING if with_prefect else LOCAL_SIZING
-    block_bytes = options.block_bytes or sizing.block_bytes(total, threads)
+    block_bytes = block_size(prepared.resolved, options.block_bytes, sizing, os.cpu_count() or 1)
     where = f"snapshot {prepared.parent_id}" if prepared.parent_id else "a new repository"
     print(f"dry run: {source.kind} -> {target} (branch {keywords['branch']}, from {where})")
     blocks = 0

@@ -22,7 +22,7 @@ from tasks.records import CommitResult, Logger
 from tasks.request import ArrayWrite, WriteOptions
 from tasks.running.meanwhile import entered_meanwhile
 from tasks.running.orchestration import BlockRunner, Orchestrator
-from tasks.running.pipeline import write_and_commit
+from tasks.running.pipeline import Clock, InitializedRun, write_and_commit
 from tasks.storage.callables import import_function
 from tasks.storage.sources import DatasetSource, open_source, source_fingerprint
 from tasks.storage.target import OpenedTarget, local_target_lock, open_target, repository_config
@@ -93,9 +93,8 @@ def run_store_array(
             "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
         )
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
-        return write_and_commit(
-            orchestrator, runner, repo, opened, resolved, options, message or default_message, started_at, listed=listed
-        )
+        run = InitializedRun(repo, opened, resolved, listed=listed)
+        return write_and_commit(orchestrator, runner, run, options, message or default_message, Clock(started_at))
 
 
 @dataclass
@@ -161,10 +160,8 @@ def run_write_dataset(
             "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
         )
         default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
-        message = message or default_message
-        return write_and_commit(
-            orchestrator, runner, repo, opened, resolved, options, message, started_at, source_state, listed
-        )
+        run = InitializedRun(repo, opened, resolved, source_state, listed)
+        return write_and_commit(orchestrator, runner, run, options, message or default_message, Clock(started_at))
 
 
 def run_time_update(
@@ -206,7 +203,6 @@ def run_time_update(
         if initialized is None:
             return None
         opened, resolved = initialized
+        run = InitializedRun(repo, opened, resolved, source_state, listed)
         with early_runner(orchestrator, options) as runner:  # after the decision: most updates find nothing new
-            return write_and_commit(
-                orchestrator, runner, repo, opened, resolved, options, message, started_at, source_state, listed
-            )
+            return write_and_commit(orchestrator, runner, run, options, message, Clock(started_at))

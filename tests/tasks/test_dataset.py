@@ -11,10 +11,11 @@ import zarr
 
 from tasks.errors import BlockWriteError
 from tasks.planning.dataset import initialize_dataset
+from tasks.planning.jobs import plan_jobs
 from tasks.records import BlockJob
 from tasks.request import WriteOptions
 from tasks.storage.sources import NetCDFSource, SyntheticDataset
-from tasks.writing.block import plan_jobs, write_block
+from tasks.writing.block import write_block
 from tests.sources import netcdf_files
 
 SOURCE = SyntheticDataset(ntime=48, nlat=10, nlon=20, variables=("t2m", "u10", "v10"), time_chunk=12)
