@@ -164,12 +164,15 @@ def served_run(api: str, target: Path, steps: int) -> float:
 
 def in_process_write(target: Path, steps: int) -> float:
     """The same write in this process, on a warm interpreter: what the run costs without serving."""
+    from tasks.request import DatasetWrite
     from tasks.running.local import LocalOrchestrator
     from tasks.running.runs import run_write_dataset
     from tasks.storage.sources import SyntheticDataset
 
     started = time.perf_counter()
-    run_write_dataset(LocalOrchestrator(), str(target), SyntheticDataset(**source(steps)), mode="w", encoding=ENCODING)
+    run_write_dataset(
+        LocalOrchestrator(), str(target), SyntheticDataset(**source(steps)), DatasetWrite(mode="w", encoding=ENCODING)
+    )
     return time.perf_counter() - started
 
 

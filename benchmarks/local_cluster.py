@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmarks.timing import parser
-from tasks.request import ArraySpec, ArrayWrite, WriteOptions
+from tasks.request import ArraySpec, ArrayWrite, DatasetWrite, WriteOptions
 from tasks.running.cluster import local_cluster
 from tasks.running.local import LocalOrchestrator
 from tasks.running.runs import run_store_array, run_write_dataset
@@ -59,7 +59,9 @@ def write_dataset(source: DatasetSource) -> Callable[[Path, WriteOptions], None]
     encoding = {name: {"chunks": CHUNKS} for name in ("t2m", "u10")}
 
     def write(target: Path, options: WriteOptions) -> None:
-        run_write_dataset(LocalOrchestrator(), str(target), source, mode="w", encoding=encoding, options=options)
+        run_write_dataset(
+            LocalOrchestrator(), str(target), source, DatasetWrite(mode="w", encoding=encoding), options=options
+        )
 
     return write
 

@@ -6,13 +6,16 @@ from prefect import flow
 
 from flows.orchestrator import PrefectOrchestrator
 from flows.process import set_up_flow_process
-from tasks.planning.dataset import RegionParameter, WriteMode
 from tasks.records import CommitResult
-from tasks.request import WriteOptions
+from tasks.regions import RegionParameter
+from tasks.request import DatasetWrite, WriteMode, WriteOptions
 from tasks.running.runs import run_write_dataset
 from tasks.storage.sources import DatasetSource
 
 set_up_flow_process()
+
+DEFAULT = DatasetWrite()
+"""The defaults the flow's form shows are the request model's own."""
 
 
 @flow(name="write-dataset")
@@ -24,9 +27,9 @@ def write_dataset(
     append_dim: str | None = None,
     region: RegionParameter = None,
     encoding: dict[str, dict[str, Any]] | None = None,
-    safe_chunks: bool = True,
-    align_chunks: bool = False,
-    branch: str = "main",
+    safe_chunks: bool = DEFAULT.safe_chunks,
+    align_chunks: bool = DEFAULT.align_chunks,
+    branch: str = DEFAULT.branch,
     message: str | None = None,
     validation_hook: str | None = None,
     options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
@@ -54,10 +57,7 @@ def write_dataset(
             before any block is written; if it raises, nothing is committed.
         options: Block size, retries, commit rebases and the Dask cluster.
     """
-    return run_write_dataset(
-        PrefectOrchestrator(),
-        repo,
-        source,
+    write = DatasetWrite(
         group=group,
         mode=mode,
         append_dim=append_dim,
@@ -66,7 +66,6 @@ def write_dataset(
         safe_chunks=safe_chunks,
         align_chunks=align_chunks,
         branch=branch,
-        message=message,
         validation_hook=validation_hook,
-        options=options,
     )
+    return run_write_dataset(PrefectOrchestrator(), repo, source, write, message, options)

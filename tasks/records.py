@@ -22,7 +22,13 @@ type Region = tuple[tuple[int, int], ...]
 
 
 def format_region(region: Region) -> str:
+    """A region as a commit records it (and as messages show it): `start:stop, start:stop`."""
     return ", ".join(f"{start}:{stop}" for start, stop in region)
+
+
+def recorded_region(text: str) -> Region:
+    """`format_region`'s text back as a region."""
+    return tuple((int(start), int(stop)) for start, stop in (pair.split(":") for pair in text.split(", ")))
 
 
 @dataclass(frozen=True, slots=True)

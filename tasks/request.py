@@ -1,4 +1,5 @@
-"""What a user asks for: which dask arrays go to which target arrays, and how the write runs.
+"""What a user asks for: which dask arrays go to which target arrays, how a Dataset is written, and how the write
+runs.
 
 These are the flow's parameters. They are pydantic models so that Prefect validates them at flow start and records
 a small JSON description of them (a dask array is described by its name, shape, dtype and chunks, never encoded
@@ -10,7 +11,6 @@ from typing import Annotated, Any, Literal
 import dask.array as da
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -19,6 +19,9 @@ from pydantic import (
     PositiveInt,
     WithJsonSchema,
 )
+
+from tasks import defaults
+from tasks.regions import ArrayRegion, RegionParameter
 
 
 def _check_dask_array(value: object) -> da.Array:
@@ -42,35 +45,6 @@ DaskArray = Annotated[
     PlainValidator(_check_dask_array),
     PlainSerializer(describe_dask_array, when_used="json"),
     WithJsonSchema({"type": "object", "description": "a dask array"}),
-]
-
-
-def _to_slices(value: object) -> object:
-    """Accept store_dask's tuple of slices, or [start, stop] pairs as JSON gives them."""
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple):
-        raise ValueError("a region is one slice (or [start, stop] pair) per dimension")
-    slices = []
-    for item in value:
-        if isinstance(item, slice):
-            slices.append(item)
-        elif isinstance(item, list | tuple) and len(item) == 2:
-            slices.append(slice(*item))
-        else:
-            raise ValueError(f"{item!r} is neither a slice nor a [start, stop] pair")
-    return tuple(slices)
-
-
-def _slices_to_json(region: tuple[slice, ...]) -> list[list[int | None]]:
-    return [[s.start, s.stop] for s in region]
-
-
-SliceRegion = Annotated[
-    tuple[Any, ...],
-    BeforeValidator(_to_slices),
-    PlainSerializer(_slices_to_json, when_used="json"),
-    WithJsonSchema({"type": "array", "items": {"type": "array", "items": {"type": ["integer", "null"]}}}),
 ]
 
 
@@ -99,7 +73,7 @@ class ArrayWrite(BaseModel):
 
     source: DaskArray
     target: ArraySpec | str = Field(description="An ArraySpec, or the path of an array that exists already")
-    region: SliceRegion | None = None
+    region: ArrayRegion | None = None
 
     @property
     def target_path(self) -> str:
@@ -119,7 +93,7 @@ class WriteOptions(BaseModel):
     piece_bytes: PositiveInt = Field(
         32 * 2**20, description="Uncompressed bytes a block task computes and writes at a time (bounds memory)"
     )
-    retries: int = Field(3, ge=0, description="Retries of a failed block (each from the pristine fork)")
+    retries: int = Field(defaults.RETRIES, ge=0, description="Retries of a failed block (each from the pristine fork)")
     chunk_concurrency: PositiveInt | None = Field(
         None,
         description="Chunks a block task has in flight at once (zarr's async.concurrency, raised to this in the "
@@ -132,7 +106,7 @@ class WriteOptions(BaseModel):
         "advises splitting above ~1M chunks per array); default: one manifest per array",
     )
     manifest_fetch_concurrency: PositiveInt = Field(
-        16,
+        defaults.MANIFEST_FETCH_CONCURRENCY,
         description="Manifests the commit (and the fork that starts the blocks) fetch and write at once; each is a "
         "round trip to an object store, one after the other at Icechunk's default of 1",
     )
@@ -152,7 +126,8 @@ class WriteOptions(BaseModel):
     )
     processes: bool = Field(False, description="Local cluster workers are processes (default: threads)")
     storage_max_tries: PositiveInt = Field(
-        10, description="Tries of each object-store request, the first included, before the run fails"
+        defaults.STORAGE_MAX_TRIES,
+        description="Tries of each object-store request, the first included, before the run fails",
     )
     storage_max_backoff_seconds: PositiveFloat = Field(
         10.0, description="Longest wait between two tries of an object-store request (waits double from 0.1 s)"
@@ -162,3 +137,24 @@ class WriteOptions(BaseModel):
         description="Keep each finished block beside the target until the commit, so that the same request run "
         "again after a failure writes only the blocks that are missing",
     )
+
+
+type WriteMode = Literal["w", "w-", "a", "a-", "r+"]
+
+
+class DatasetWrite(BaseModel):
+    """How a Dataset is written: `Dataset.to_zarr`'s keywords, meaning what they mean there, the branch the one
+    commit goes to, and the user's check of the initialized group. The flows take them flat (each a field of the UI's
+    form) and make one of these once; below the flows, and from the command, they travel as this one value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    group: str | None = None
+    mode: WriteMode | None = None
+    append_dim: str | None = None
+    region: RegionParameter = None
+    encoding: dict[str, dict[str, Any]] | None = None
+    safe_chunks: bool = True
+    align_chunks: bool = False
+    branch: str = defaults.BRANCH
+    validation_hook: str | None = None

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from flows.bar import terminal_bar
 from flows.environment import environment_variable
@@ -21,7 +21,7 @@ from flows.temporary_server import TemporaryServer
 
 if TYPE_CHECKING:
     from tasks.records import CommitResult
-    from tasks.request import WriteOptions
+    from tasks.request import DatasetWrite, WriteOptions
     from tasks.storage.sources import DatasetSource
 
 
@@ -50,11 +50,11 @@ class Prefect:
 
 @dataclass(frozen=True)
 class WriteCall:
-    """One `write_dataset` call: its keywords as the flow takes them."""
+    """One `write_dataset` call."""
 
     repo: str
     source: "DatasetSource"
-    keywords: dict[str, Any]
+    write: "DatasetWrite"
     message: str | None
     options: "WriteOptions"
 
@@ -78,12 +78,7 @@ def run_write(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
 
         _log_to_terminal()
         result = run_write_dataset(
-            LocalOrchestrator(block_bar),
-            call.repo,
-            call.source,
-            message=call.message,
-            options=call.options,
-            **call.keywords,
+            LocalOrchestrator(block_bar), call.repo, call.source, call.write, call.message, call.options
         )
         return result, "not recorded in Prefect: no API is configured (set PREFECT_API_URL, or pass --temporary-server)"
     return _run_flow(call, prefect)
@@ -112,7 +107,7 @@ def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
             message=call.message,
             options=call.options,
             return_state=True,
-            **call.keywords,
+            **dict(call.write),  # the flow takes them flat, as its form shows them
         )
     outcome = state.result(raise_on_failure=False)
     if isinstance(outcome, BaseException):

@@ -1,14 +1,34 @@
-"""`icefloe validate`: a committed snapshot's checks, as a table; exit 1 when one fails."""
+"""`icefloe validate TARGET`: a committed snapshot's checks, as a table; exit 1 when one fails."""
 
 import argparse
 import sys
 
-from flows.cli.write import parse_source
-from tasks.committing.validate import validate_snapshot
-from tasks.storage.sources import open_source
+from flows.cli.arguments import SOURCE_HELP, add_branch
 
 
-def validate(args: argparse.Namespace) -> int:
+def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    validate = commands.add_parser(
+        "validate",
+        help="check a committed snapshot: chunks present, no all-NaN steps, time increasing, sample vs source",
+        description="Check the tip of BRANCH (or --snapshot) of the repository TARGET as an operational pipeline "
+        "checks each update: every chunk its commit wrote is present, no step along --time-dim is NaN everywhere, "
+        "that coordinate increases without duplicates, dtypes and shapes are as the commit declared, and a sample "
+        "of chunks equals --source when given. Exit 1 when a check fails.",
+    )
+    validate.add_argument("target", help="repository: a local path or s3://bucket/prefix")
+    add_branch(validate)
+    validate.add_argument("--snapshot", help="snapshot to check (default: the branch's tip)")
+    validate.add_argument("--source", help="what it was written from, to compare a sample with: " + SOURCE_HELP)
+    validate.add_argument("--time-dim", default="time", help="dimension of the time steps (default time)")
+    validate.add_argument("--allow-nan", action="store_true", help="allow steps that are NaN everywhere")
+    validate.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.cli.requests import parse_source
+    from tasks.committing.validate import validate_snapshot
+    from tasks.storage.sources import open_source
+
     source = open_source(parse_source(args.source)) if args.source else None
     validation = validate_snapshot(
         args.target,

@@ -17,8 +17,8 @@ import zarr
 from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import InvalidRequestError, one_line
-from tasks.planning.blocks import chunks_of, full_region, parse_region
-from tasks.records import Region, format_region
+from tasks.planning.blocks import chunks_of, full_region
+from tasks.records import Region, format_region, recorded_region
 from tasks.storage.chunk_reads import unreadable_chunks
 from tasks.storage.target import check_branch, open_existing
 
@@ -68,7 +68,7 @@ def _written(
     """What the snapshot's commit wrote: per array, the region (icefloe records it; else from the diff)."""
     recorded = snapshot.metadata.get("icefloe", {}).get("written")
     if isinstance(recorded, dict):
-        return {path: parse_region(region) for path, region in recorded.items()}
+        return {path: recorded_region(region) for path, region in recorded.items()}
     if snapshot.parent_id is None:
         return {}
     diff = repo.diff(from_snapshot_id=snapshot.parent_id, to_snapshot_id=snapshot.id)

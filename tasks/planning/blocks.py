@@ -13,11 +13,6 @@ from tasks.errors import ChunkAlignmentError, InvalidRequestError
 from tasks.records import Block, Region, format_region
 
 
-def parse_region(text: str) -> Region:
-    """`format_region`'s text back as a region."""
-    return tuple((int(start), int(stop)) for start, stop in (pair.split(":") for pair in text.split(", ")))
-
-
 def full_region(shape: tuple[int, ...]) -> Region:
     return tuple((0, n) for n in shape)
 

@@ -6,58 +6,22 @@ xarray writes the metadata and the in-memory variables (coordinates, usually) st
 variables come back as `ArrayWrite`s for the block tasks.
 """
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import xarray as xr
 import zarr
 from dask.base import is_dask_collection
 from icechunk import IcechunkStore
-from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 from zarr.errors import GroupNotFoundError
 
 from tasks.errors import InvalidRequestError, ValidationHookError
 from tasks.internals.icechunk import choose_default_mode
 from tasks.internals.xarray import ArrayWriter, ZarrStore, autodetect_region, dump_to_store, validate_names_and_encoding
 from tasks.planning.arrays import ResolvedWrite, resolve_writes
-from tasks.request import ArrayWrite
+from tasks.request import ArrayWrite, DatasetWrite
 from tasks.storage.callables import import_function
-
-type WriteMode = Literal["w", "w-", "a", "a-", "r+"]
-
-
-def region_slice(value: object) -> slice:
-    """One dimension of a region: a slice, as to_zarr takes it, or JSON's [start, stop] pair (either may be null)."""
-    if isinstance(value, slice):
-        if value.step not in (None, 1):
-            raise ValueError(f"a region's slices step by 1, not {value.step}")
-        ends = (value.start, value.stop)
-    elif isinstance(value, list | tuple) and len(value) == 2:
-        ends = tuple(value)
-    else:
-        raise ValueError('a region is, per dimension, a slice, a [start, stop] pair or "auto"')
-    if any(end is not None and (isinstance(end, bool) or not isinstance(end, int)) for end in ends):
-        raise ValueError(f"a region's start and stop are integers or null, not {list(ends)}")
-    return slice(*ends)
-
-
-RegionSlice = Annotated[
-    slice,
-    PlainValidator(region_slice),
-    PlainSerializer(lambda s: [s.start, s.stop], return_type=list),
-    WithJsonSchema({"type": "array", "items": {"type": ["integer", "null"]}, "minItems": 2, "maxItems": 2}),
-]
-type RegionParameter = dict[str, Literal["auto"] | RegionSlice] | Literal["auto"] | None
-"""A region as to_zarr takes it (per dimension a slice or "auto"; or "auto" for every dimension), where JSON gives
-[start, stop] pairs for slices."""
-
-
-def _slices(region: RegionParameter) -> Mapping[str, slice | Literal["auto"]] | Literal["auto"] | None:
-    """The region as xarray takes it (JSON's pairs become slices)."""
-    if region is None or region == "auto":
-        return region
-    return {dim: "auto" if v == "auto" else region_slice(v) for dim, v in region.items()}
 
 
 class _CollectingWriter(ArrayWriter):
@@ -87,26 +51,17 @@ class _CollectingWriter(ArrayWriter):
 
 
 def initialize_dataset(
-    store: IcechunkStore,
-    dataset: xr.Dataset,
-    *,
-    group: str | None = None,
-    mode: WriteMode | None = None,
-    append_dim: Hashable | None = None,
-    region: RegionParameter = None,
-    encoding: Mapping[Any, Any] | None = None,
-    safe_chunks: bool = True,
-    align_chunks: bool = False,
-    validation_hook: str | None = None,
+    store: IcechunkStore, dataset: xr.Dataset, write: DatasetWrite, *, run_hook: bool = True
 ) -> list[ResolvedWrite]:
-    """Write `dataset`'s metadata and in-memory variables into `store` as to_zarr would, run the validation hook,
-    and return its lazy variables as checked writes for the block tasks.
+    """Write `dataset`'s metadata and in-memory variables into `store` as to_zarr would with `write`'s keywords, run
+    its validation hook (unless not `run_hook`), and return its lazy variables as checked writes for the block tasks.
 
     Raises xarray's own errors (ValueError and friends) for bad modes, dims, regions and encodings, and the hook's
     refusal, before any chunk of a lazy variable is written.
     """
-    write_region = _slices(region)
-    chosen_mode = choose_default_mode(mode=mode, append_dim=append_dim, region=write_region)
+    group, append_dim, encoding = write.group, write.append_dim, write.encoding
+    write_region = dict(write.region) if isinstance(write.region, dict) else write.region  # xarray's to change
+    chosen_mode = choose_default_mode(mode=write.mode, append_dim=append_dim, region=write_region)
     try:
         xarray_store = ZarrStore.open_group(
             store,
@@ -115,8 +70,8 @@ def initialize_dataset(
             zarr_format=3,
             append_dim=append_dim,
             write_region=write_region,
-            safe_chunks=safe_chunks,
-            align_chunks=align_chunks,
+            safe_chunks=write.safe_chunks,
+            align_chunks=write.align_chunks,
             consolidated=False,
             consolidate_on_close=False,
         )
@@ -137,8 +92,8 @@ def initialize_dataset(
     writer = _CollectingWriter()
     dump_to_store(dataset, xarray_store, writer, encoding=encoding or {})
     writer.write_eager()
-    if validation_hook is not None:
-        run_validation(validation_hook, store, group)
+    if write.validation_hook is not None and run_hook:
+        run_validation(write.validation_hook, store, group)
     if not writer.lazy:
         return []
     # xarray has checked the alignment already, as safe_chunks asks; our blocks keep every chunk in one block

@@ -17,7 +17,8 @@ from zarr.errors import GroupNotFoundError
 
 from tasks.errors import InvalidRequestError
 from tasks.planning.arrays import ResolvedWrite
-from tasks.planning.dataset import RegionParameter, initialize_dataset
+from tasks.planning.dataset import initialize_dataset
+from tasks.request import DatasetWrite
 
 type Overlap = Literal["refuse", "skip", "rewrite"]
 
@@ -101,15 +102,15 @@ def initialize_update(
     past the end) in the same commit; the lazy variables come back as checked writes."""
     if new_target:
         assert update.append is not None
-        return initialize_dataset(store, update.append, group=group, mode="w-", encoding=encoding)
+        return initialize_dataset(store, update.append, DatasetWrite(group=group, mode="w-", encoding=encoding))
     if update.rewrite is None:
         assert update.append is not None
-        return initialize_dataset(store, update.append, group=group, append_dim=dim)
+        return initialize_dataset(store, update.append, DatasetWrite(group=group, append_dim=dim))
     if update.append is not None:
         # grows the arrays and writes the new coordinates; the region write below covers its lazy variables
-        initialize_dataset(store, update.append, group=group, append_dim=dim, safe_chunks=False)
+        initialize_dataset(store, update.append, DatasetWrite(group=group, append_dim=dim, safe_chunks=False))
     rewrite = update.rewrite.drop_vars([v for v in update.rewrite.variables if dim not in update.rewrite[v].dims])
-    region: RegionParameter = {dim: slice(update.rewrite_start, update.rewrite_start + rewrite.sizes[dim])}
+    region = {dim: slice(update.rewrite_start, update.rewrite_start + rewrite.sizes[dim])}
     # one region per array, from the first rewritten step to the new end: no chunk is shared by two writes, and
     # our blocks keep a partial edge chunk in one block, so xarray's chunk check is not needed here
-    return initialize_dataset(store, rewrite, group=group, mode="r+", region=region, safe_chunks=False)
+    return initialize_dataset(store, rewrite, DatasetWrite(group=group, mode="r+", region=region, safe_chunks=False))

@@ -16,10 +16,10 @@ from icechunk import RepositoryConfig, Session
 
 from tasks.committing.kept_forks import list_kept
 from tasks.planning.arrays import ResolvedWrite, initialize_arrays, resolve_writes
-from tasks.planning.dataset import RegionParameter, WriteMode, initialize_dataset
+from tasks.planning.dataset import initialize_dataset
 from tasks.planning.time_steps import Overlap, initialize_update, plan_time_update, target_times
 from tasks.records import CommitResult, Logger
-from tasks.request import ArrayWrite, WriteOptions
+from tasks.request import ArrayWrite, DatasetWrite, WriteOptions
 from tasks.running.meanwhile import entered_meanwhile
 from tasks.running.orchestration import BlockRunner, Orchestrator
 from tasks.running.pipeline import Clock, InitializedRun, write_and_commit
@@ -106,60 +106,37 @@ class PreparedWrite:
     resolved: list[ResolvedWrite]
 
 
-def prepare_write(
-    repo: str, source: DatasetSource, *, branch: str = "main", create: bool = True, **keywords: Any
-) -> PreparedWrite:
+def prepare_write(repo: str, source: DatasetSource, write: DatasetWrite, *, create: bool = True) -> PreparedWrite:
     """Open the source (a bad one fails before the target is even opened), then the target, then initialize."""
     dataset = open_source(source)
-    opened = open_target(repo, branch, create=create)
-    return PreparedWrite(
-        opened.session, opened.parent_id, initialize_dataset(opened.session.store, dataset, **keywords)
-    )
+    opened = open_target(repo, write.branch, create=create)
+    return PreparedWrite(opened.session, opened.parent_id, initialize_dataset(opened.session.store, dataset, write))
 
 
 def run_write_dataset(
     orchestrator: Orchestrator,
     repo: str,
     source: DatasetSource,
-    *,
-    group: str | None = None,
-    mode: WriteMode | None = None,
-    append_dim: str | None = None,
-    region: RegionParameter = None,
-    encoding: dict[str, dict[str, Any]] | None = None,
-    safe_chunks: bool = True,
-    align_chunks: bool = False,
-    branch: str = "main",
+    write: DatasetWrite = DatasetWrite(),  # noqa: B008 - frozen model, safe as a default
     message: str | None = None,
-    validation_hook: str | None = None,
     options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
 ) -> CommitResult:
-    """`write_dataset`'s run (the flow's keywords and defaults), for any orchestrator."""
+    """`write_dataset`'s run, for any orchestrator."""
     started_at = time.time()
     dataset = open_source(source)  # a bad source fails before the target is even opened
     source_state = source_fingerprint(source) if options.resume else ""
-    if validation_hook is not None:
-        import_function(validation_hook, "validation hook")  # a hook that cannot be imported refuses the run now
+    if write.validation_hook is not None:
+        import_function(write.validation_hook, "validation hook")  # a hook that cannot be imported refuses the run now
 
     def initialize(session: Session, run_hook: bool) -> list[ResolvedWrite]:
-        return initialize_dataset(
-            session.store,
-            dataset,
-            group=group,
-            mode=mode,
-            append_dim=append_dim,
-            region=region,
-            encoding=encoding,
-            safe_chunks=safe_chunks,
-            align_chunks=align_chunks,
-            validation_hook=validation_hook if run_hook else None,
-        )
+        return initialize_dataset(session.store, dataset, write, run_hook=run_hook)
 
+    branch = write.branch
     with held_target(orchestrator, repo, branch, options) as listed, early_runner(orchestrator, options) as runner:
         opened, resolved = orchestrator.stage(
             "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
         )
-        default_message = f"icefloe write_dataset: {group or '/'} (mode {mode or 'default'})"
+        default_message = f"icefloe write_dataset: {write.group or '/'} (mode {write.mode or 'default'})"
         run = InitializedRun(repo, opened, resolved, source_state, listed)
         return write_and_commit(orchestrator, runner, run, options, message or default_message, Clock(started_at))
 

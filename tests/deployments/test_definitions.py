@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from deployments.serve import IngestSchedule, build_deployments
-from flows.cli import _parser
+from flows.cli.main import parser
 from tasks.errors import InvalidRequestError
 
 ROOT = Path(__file__).parents[2]
@@ -105,7 +105,7 @@ def _port(url: str) -> int:
 def test_compose_services_run_real_entry_points() -> None:
     services = _compose()["services"]
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    icefloe_commands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    icefloe_commands = set(parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
 
     assert {"postgres", "prefect-server", "dask-scheduler", "dask-worker-1", "dask-worker-2", "minio", "minio-init",
             "runner"} <= set(services)  # fmt: skip

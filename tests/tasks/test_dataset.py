@@ -13,7 +13,7 @@ from tasks.errors import BlockWriteError
 from tasks.planning.dataset import initialize_dataset
 from tasks.planning.jobs import plan_jobs
 from tasks.records import BlockJob
-from tasks.request import WriteOptions
+from tasks.request import DatasetWrite, WriteOptions
 from tasks.storage.sources import NetCDFSource, SyntheticDataset
 from tasks.writing.block import write_block
 from tests.sources import netcdf_files
@@ -26,7 +26,7 @@ def _planned(tmp_path: Path, block_bytes: int) -> tuple[icechunk.Session, xr.Dat
     dataset = NetCDFSource(paths=str(tmp_path / "files" / "*.nc"), concat_dim="time").open()
     repo = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "repo")))
     session = repo.writable_session("main")
-    resolved = initialize_dataset(session.store, dataset, mode="w")
+    resolved = initialize_dataset(session.store, dataset, DatasetWrite(mode="w"))
     return session, dataset, plan_jobs(resolved, block_bytes)
 
 

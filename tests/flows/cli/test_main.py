@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from flows.cli import main
+from flows.cli.main import main
 
 HEAVY = ("prefect", "xarray", "icechunk", "dask", "distributed", "zarr", "numpy", "pandas", "pydantic")
 
@@ -19,15 +19,15 @@ def imported_after(code: str) -> list[str]:
 
 
 def test_help_imports_none_of_the_heavy_packages() -> None:
-    code = "from flows.cli import main\ntry:\n    main(['write', '--help'])\nexcept SystemExit:\n    pass"
+    code = "from flows.cli.main import main\ntry:\n    main(['write', '--help'])\nexcept SystemExit:\n    pass"
     assert imported_after(code) == []
 
 
 def commands() -> list[list[str]]:
     """The command itself and each of its subcommands, as its parser knows them."""
-    from flows.cli import _parser
+    from flows.cli.main import parser
 
-    subparsers = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    subparsers = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
     return [[], *([name] for action in subparsers for name in action.choices)]
 
 

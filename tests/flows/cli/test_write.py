@@ -14,8 +14,9 @@ import xarray as xr
 from distributed import LocalCluster
 from prefect.settings import PREFECT_API_URL
 
-from flows.cli import main
-from flows.cli.write import demo_source, parse_source
+from flows.cli.demo import demo_source
+from flows.cli.main import main
+from flows.cli.requests import parse_source
 from tasks.storage.sources import SyntheticDataset
 from tests.conftest import open_repo, snapshot_count
 from tests.processes import command_env, icefloe
@@ -67,7 +68,7 @@ def test_icechunks_warnings_on_every_open_are_off_unless_asked_for(tmp_path: Pat
 
 def test_a_write_without_a_prefect_api_never_imports_prefect(tmp_path: Path) -> None:
     code = (
-        "import sys\nfrom flows.cli import main\n"
+        "import sys\nfrom flows.cli.main import main\n"
         f"assert main(['write', {SMALL!r}, {str(tmp_path / 'repo')!r}]) == 0\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'prefect_dask')))"
     )
