@@ -6,8 +6,6 @@ Runs start as subprocesses of the serving process and inherit its environment: P
 (AWS_*). `prefect.yaml` declares the same deployments for a work pool.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,14 +15,13 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 
-from flows.environment import environment_variable
+from flows.cluster import cluster_for_flow_runs
 from flows.ingest import backfill, ingest
 from flows.orchestrator import COMMITTED
 from flows.validate import validate
 from flows.write_dataset import write_dataset
 from tasks.errors import InvalidRequestError
 from tasks.request import WriteOptions
-from tasks.running.cluster import local_cluster, scheduler_address
 
 TAGS = ["icefloe"]
 VALIDATE_AFTER_COMMIT = DeploymentEventTrigger(
@@ -85,26 +82,11 @@ def build_deployments(schedule: IngestSchedule | None = None) -> list[RunnerDepl
     ]
 
 
-@contextmanager
-def warm_cluster(options: WriteOptions) -> Iterator[str]:
-    """The scheduler every run uses: ICEFLOE_DASK_ADDRESS's, else a LocalCluster kept for as long as this process
-    serves, so that no run waits for a cluster to start. Its address goes to the runs through the environment."""
-    address = scheduler_address(options)
-    if address:
-        yield address
-        return
-    # over TCP: the runs are other processes; process workers import what a block task needs before the first run
-    with (
-        local_cluster(options, protocol="tcp", host="127.0.0.1", preload=["flows.fan_out"]) as cluster,
-        environment_variable("ICEFLOE_DASK_ADDRESS", cluster.scheduler_address),
-    ):
-        yield cluster.scheduler_address
-
-
 def serve_deployments(
     schedule: IngestSchedule | None = None, cluster: WriteOptions | None = None, poll_seconds: float = 1.0
 ) -> None:
     """Serve until interrupted, polling for new runs every `poll_seconds`; schedules pause when the process stops."""
     deployments = build_deployments(schedule)  # bad parameters fail before the cluster starts
-    with warm_cluster(cluster or WriteOptions()):
+    # over TCP: the runs are other processes
+    with cluster_for_flow_runs(cluster or WriteOptions(), protocol="tcp", host="127.0.0.1"):
         serve(*deployments, query_seconds=poll_seconds)

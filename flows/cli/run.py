@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from flows.bar import terminal_bar
-from flows.environment import environment_variable
 from flows.temporary_server import TemporaryServer
 
 if TYPE_CHECKING:
@@ -87,18 +86,15 @@ def run_write(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
 def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
     """The write as a flow run. While a temporary server starts, this process checks the source and starts the
     cluster (the flow then attaches to it): neither waits for the server, nor the server for them."""
+    from flows.cluster import cluster_for_flow_runs
     from flows.prefect_api import running_prefect_api
     from flows.write_dataset import write_dataset
     from tasks.records import CommitResult
-    from tasks.running.cluster import local_cluster, scheduler_address
     from tasks.storage.sources import open_source
 
     open_source(call.source)  # a bad source is refused now, not after the server answered
     with ExitStack() as stack:
-        if scheduler_address(call.options) is None:
-            cluster = stack.enter_context(local_cluster(call.options, preload=["flows.fan_out"]))
-            # the flow finds it where it finds `icefloe serve`'s: its parameters stay the user's request
-            stack.enter_context(environment_variable("ICEFLOE_DASK_ADDRESS", cluster.scheduler_address))
+        stack.enter_context(cluster_for_flow_runs(call.options))  # found as `icefloe serve`'s is
         api = stack.enter_context(running_prefect_api(prefect.server))
         stack.enter_context(_no_traceback_for_refusals())
         state = write_dataset(

@@ -20,6 +20,10 @@ from tasks.request import WriteOptions
 if TYPE_CHECKING:
     from distributed import LocalCluster
 
+WORKER_PRELOAD = "tasks.writing.worker"
+"""The module every Dask worker of icefloe's loads as it starts: each LocalCluster started here names it, and so do
+docker-compose.yml's workers (`dask worker --preload tasks.writing.worker`)."""
+
 # Each worker's statistical profiler samples every thread's stack 100 times a second for a dashboard that a cluster
 # started for a run does not have.
 _QUIET_WORKERS = {"distributed.worker.profile.enabled": False}
@@ -45,10 +49,23 @@ def local_cluster_kwargs(options: WriteOptions) -> dict[str, Any]:
 
 
 @contextmanager
+def run_cluster(options: WriteOptions, **overrides: Any) -> Iterator["str | LocalCluster"]:
+    """The one place a run's cluster is decided: the scheduler the run names (`scheduler_address`), else a
+    LocalCluster started for it (`overrides`: LocalCluster keywords beyond those `options` give)."""
+    address = scheduler_address(options)
+    if address:
+        yield address
+        return
+    with local_cluster(options, **overrides) as cluster:
+        yield cluster
+
+
+@contextmanager
 def local_cluster(options: WriteOptions, **overrides: Any) -> Iterator["LocalCluster"]:
     from distributed import LocalCluster  # not imported by a run that needs no cluster
 
-    with dask.config.set(_QUIET_WORKERS), LocalCluster(**{**local_cluster_kwargs(options), **overrides}) as cluster:
+    kwargs = {**local_cluster_kwargs(options), "preload": [WORKER_PRELOAD], **overrides}
+    with dask.config.set(_QUIET_WORKERS), LocalCluster(**kwargs) as cluster:
         try:
             yield cluster
         except BaseException:

@@ -24,7 +24,7 @@ from icechunk import ForkSession
 from tasks.planning.blocks import LOCAL_SIZING, BlockSizing
 from tasks.records import BlockJob, BlockReport, CommitResult, Logger, Progress, WrittenBlock, no_progress
 from tasks.request import WriteOptions
-from tasks.running.cluster import local_cluster, scheduler_address
+from tasks.running.cluster import run_cluster, scheduler_address
 from tasks.writing.block import check_all_written, write_block_retrying
 
 if TYPE_CHECKING:
@@ -138,13 +138,12 @@ class LocalOrchestrator:
 
     @contextmanager
     def block_runner(self, options: WriteOptions) -> Iterator[ThreadBlockRunner | DaskBlockRunner]:
-        address = scheduler_address(options)
-        if address is None and not options.processes:
+        if scheduler_address(options) is None and not options.processes:
             yield ThreadBlockRunner(options.n_workers or os.cpu_count() or 1, self._progress)
             return
         from distributed import Client
 
-        with _cluster(address, options) as cluster, Client(cluster, set_as_default=False) as client:
+        with run_cluster(options) as cluster, Client(cluster, set_as_default=False) as client:
             yield DaskBlockRunner(client, self._progress, self.logger)
 
     def run_metadata(self) -> dict[str, Any]:
@@ -152,13 +151,3 @@ class LocalOrchestrator:
 
     def publish(self, result: CommitResult, blocks: list[BlockReport]) -> None:
         pass  # the command prints its own summary
-
-
-@contextmanager
-def _cluster(address: str | None, options: WriteOptions) -> Iterator[Any]:
-    """The scheduler the run names, else a LocalCluster of process workers started for it."""
-    if address is not None:
-        yield address
-        return
-    with local_cluster(options, preload=["tasks.writing.block"]) as cluster:
-        yield cluster

@@ -10,7 +10,6 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from tasks.errors import InvalidRequestError
-from tasks.logs import quiet_icechunk
 from tasks.records import BlockJob, WrittenBlock
 from tasks.request import WriteOptions
 from tasks.writing.block import keep_block, timed_write, write_block_retrying
@@ -53,8 +52,3 @@ def write_blocks_task(fork: ForkSession, jobs: list[BlockJob], options: WriteOpt
         block = write_block_retrying(fork, job, options)
         written.append(replace(block, saved=keep_block(job.keep, block)))
     return written
-
-
-def dask_setup(worker: object) -> None:
-    """As a worker's preload (`dask worker --preload tasks.writing.block_task`): Icechunk's open-time warnings off."""
-    quiet_icechunk()

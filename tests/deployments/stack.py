@@ -83,7 +83,7 @@ def start_api_and_cluster(
           log=logs / "dask-scheduler.log")  # fmt: skip
     for i in range(1, workers + 1):
         start("dask", "worker", env["ICEFLOE_DASK_ADDRESS"], "--nthreads", str(threads), "--no-dashboard",
-              "--preload", "tasks.writing.block_task", env=env, log=logs / f"dask-worker-{i}.log")  # fmt: skip
+              "--preload", "tasks.writing.worker", env=env, log=logs / f"dask-worker-{i}.log")  # fmt: skip
     wait_for(lambda: httpx.get(f"{api}/health").raise_for_status(), "prefect server start", timeout=180)
     with Client(env["ICEFLOE_DASK_ADDRESS"], timeout=120) as client:
         client.wait_for_workers(workers, timeout=120)

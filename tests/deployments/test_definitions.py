@@ -11,6 +11,7 @@ import yaml
 from deployments.serve import IngestSchedule, build_deployments
 from flows.cli.main import parser
 from tasks.errors import InvalidRequestError
+from tasks.running.cluster import WORKER_PRELOAD
 
 ROOT = Path(__file__).parents[2]
 
@@ -143,7 +144,7 @@ def test_compose_addresses_match_the_ports_services_listen_on() -> None:
     assert runner["ICEFLOE_DASK_ADDRESS"] == f"tcp://dask-scheduler:{scheduler_port}"
     for name in ("dask-worker-1", "dask-worker-2"):
         assert services[name]["command"][2] == f"tcp://dask-scheduler:{scheduler_port}"
-        assert (ROOT / _option(services[name]["command"], "--preload").replace(".", "/")).with_suffix(".py").exists()
+        assert _option(services[name]["command"], "--preload") == WORKER_PRELOAD  # as every cluster icefloe starts
     assert f"{server_port}:{server_port}" in services["prefect-server"]["ports"]
     assert _port(services["prefect-server"]["environment"]["PREFECT_UI_API_URL"]) == server_port
 
