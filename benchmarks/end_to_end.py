@@ -167,7 +167,7 @@ def in_process_write(target: Path, steps: int) -> float:
     from tasks.request import DatasetWrite
     from tasks.running.local import LocalOrchestrator
     from tasks.running.runs import run_write_dataset
-    from tasks.storage.sources import SyntheticDataset
+    from tasks.storage.synthetic import SyntheticDataset
 
     started = time.perf_counter()
     run_write_dataset(

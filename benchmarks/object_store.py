@@ -250,7 +250,7 @@ def flow_paths(steps: int, address: str) -> dict[str, Write]:
 
     from flows.write_dataset import write_dataset
     from tasks.request import WriteOptions
-    from tasks.storage.sources import SyntheticDataset
+    from tasks.storage.synthetic import SyntheticDataset
     from tasks.storage.target import repository_storage
 
     model = SyntheticDataset(**source(steps))

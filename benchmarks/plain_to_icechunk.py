@@ -15,7 +15,7 @@ import icechunk.dask
 import zarr
 from icechunk.xarray import to_icechunk
 
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 from tasks.storage.target import repository_storage
 
 VARIABLES = ("t2m", "u10")

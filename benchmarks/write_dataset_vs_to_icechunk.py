@@ -17,7 +17,7 @@ from distributed import Client
 from benchmarks.timing import cluster, compare, fresh_workers, parser, report
 from flows.write_dataset import write_dataset
 from tasks.request import WriteOptions
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 
 NLAT, NLON = 721, 1440  # a quarter-degree global grid
 VARIABLES = ("t2m", "u10")

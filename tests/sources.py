@@ -13,7 +13,7 @@ import xarray as xr
 import zarr
 
 from tasks.errors import InvalidRequestError
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 
 
 def _claim(marker_dir: str, name: str, limit: int) -> bool:

@@ -20,7 +20,7 @@ from flows.store_array import store_array
 from flows.write_dataset import write_dataset
 from tasks.errors import ChunkAlignmentError, InvalidRequestError, OverlappingWritesError, ValidationHookError
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 from tasks.storage.target import target_exists
 from tests.conftest import BUCKET, S3_ENV, open_repo
 from tests.deployments.stack import Stack, served_stack

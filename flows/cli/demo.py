@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from flows.cli.arguments import PREFECT_HELP, add_run_options
 
 if TYPE_CHECKING:  # the parser is built without importing the models
-    from tasks.storage.sources import SyntheticDataset
+    from tasks.storage.synthetic import SyntheticDataset
 
 VARIABLES = ("t2m", "u10")
 ENCODING = {name: {"chunks": (8, 361, 720)} for name in VARIABLES}  # ~8 MiB chunks
@@ -27,7 +27,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def demo_source(gib: float) -> "SyntheticDataset":
     """The demo's synthetic 0.25-degree dataset of about `gib` GiB (two float32 variables, 6-hourly)."""
-    from tasks.storage.sources import SyntheticDataset
+    from tasks.storage.synthetic import SyntheticDataset
 
     step_bytes = 721 * 1440 * 4 * 2
     ntime = max(8, round(gib * 2**30 / step_bytes / 8) * 8)

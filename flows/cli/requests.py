@@ -13,14 +13,8 @@ from tasks.errors import InvalidRequestError
 from tasks.regions import RegionParameter
 from tasks.request import DatasetWrite, WriteOptions
 from tasks.storage.callables import CALLABLE_PATTERN
-from tasks.storage.sources import (
-    CallableSource,
-    IcechunkSource,
-    NamedSource,
-    NetCDFSource,
-    SyntheticDataset,
-    ZarrSource,
-)
+from tasks.storage.sources import CallableSource, IcechunkSource, NamedSource, NetCDFSource, ZarrSource
+from tasks.storage.synthetic import SyntheticDataset
 
 FLAGS = {option.field: option.flag for option in (*WRITE_OPTIONS, *RUN_OPTIONS)}
 """Each option's flag, by the field it sets, to name it in an error."""

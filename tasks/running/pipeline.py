@@ -15,18 +15,19 @@ from dataclasses import dataclass, field
 import icechunk
 from icechunk import Session
 
-from tasks.committing.commit import commit_session
-from tasks.committing.kept_forks import KeptForks, Resumption, resume, run_key
+from tasks.committing.commit import check_still_stored, commit_session
+from tasks.committing.kept_forks import KeptForks
 from tasks.committing.merge import ForkMerger
 from tasks.committing.report import array_reports, block_reports
-from tasks.errors import BlockWriteError, UnreadableChunksError, notes_started_writing
+from tasks.committing.resumption import Resumption, resume
+from tasks.committing.run_key import run_key
+from tasks.errors import BlockWriteError, notes_started_writing
 from tasks.planning.arrays import ResolvedWrite, region_bytes
 from tasks.planning.jobs import block_size, plan_jobs
 from tasks.records import BlockJob, CommitResult, Logger, WrittenBlock, format_region
 from tasks.request import WriteOptions
 from tasks.running.orchestration import BlockRunner, Orchestrator
-from tasks.storage.chunk_reads import unreadable_chunks
-from tasks.storage.garbage_collection import Mark, collections_since
+from tasks.storage.garbage_collection import Mark
 from tasks.storage.target import OpenedTarget, canonical_target
 from tasks.writing.block import keep_block, with_keep
 
@@ -256,24 +257,3 @@ def publish_and_clear(orchestrator: Orchestrator, result: CommitResult, writing:
                 "committed; removing the kept blocks failed (%s): `icefloe kept TARGET --clear` does it",
                 clearing.exception(),
             )
-
-
-def check_still_stored(session: Session, repository: icechunk.Repository, since: Mark | None, logger: Logger) -> None:
-    """Refuse to commit references to chunks that are gone: when garbage collection ran on the repository since
-    `since` (before anything the session refers to was written), every chunk the session wrote is read back."""
-    collections = collections_since(repository, since)
-    if collections.clear:
-        return
-    changed = session.status().updated_chunks
-    logger.info(
-        "%s: reading back the %d chunks the commit refers to",
-        collections.describe("this run's chunks were written"),
-        sum(len(c) for c in changed.values()),
-    )
-    lost = unreadable_chunks(session.store, changed)
-    if lost:
-        raise UnreadableChunksError(
-            f"{len(lost)} chunks this run wrote are gone ({', '.join(c.describe() for c in lost[:3])}), deleted by "
-            "garbage collection while the run was writing; nothing was committed. Run the same request again (it "
-            "writes what is missing), and give garbage_collect a cutoff older than the longest write"
-        )

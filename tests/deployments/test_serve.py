@@ -10,7 +10,7 @@ import httpx
 import pytest
 import xarray as xr
 
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import open_repo
 from tests.deployments.stack import Stack
 from tests.processes import command_env, free_port, processes, wait_for

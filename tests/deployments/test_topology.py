@@ -52,7 +52,7 @@ def test_a_rest_call_starts_a_run_that_lands_exactly_one_snapshot(stack: Stack, 
     assert len(snapshots) == 2  # the repository's first snapshot and the run's one
     assert snapshots[0].metadata["icefloe"]["flow_run_id"] == run["id"]
     assert snapshots[0].metadata["icefloe"]["deployment_id"] == deployment
-    from tasks.storage.sources import SyntheticDataset
+    from tasks.storage.synthetic import SyntheticDataset
 
     xr.testing.assert_identical(_opened(target), SyntheticDataset(**SMALL).open().compute())
 
@@ -114,7 +114,7 @@ def test_two_simultaneous_runs_on_one_target_both_land(stack: Stack, s3_env: Non
     snapshots = _snapshots(target)
     assert len(snapshots) == 3
     assert {s.metadata["icefloe"]["flow_run_id"] for s in snapshots[:2]} == {run["id"] for run in runs}
-    from tasks.storage.sources import SyntheticDataset
+    from tasks.storage.synthetic import SyntheticDataset
 
     for group in ("a", "b"):
         xr.testing.assert_identical(_opened(target, group), SyntheticDataset(**SMALL).open().compute())

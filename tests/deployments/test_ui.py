@@ -89,7 +89,7 @@ def _submit(page: Page) -> None:
 def test_a_run_started_from_the_deployments_form_shows_completed_with_its_task_runs_and_artifacts(
     stack: Stack, s3_env: None, tmp_path: Path
 ) -> None:
-    from tasks.storage.sources import SyntheticDataset
+    from tasks.storage.synthetic import SyntheticDataset
 
     netcdf = tmp_path / "small.nc"
     SyntheticDataset(**SMALL).open().to_netcdf(netcdf, engine="h5netcdf")

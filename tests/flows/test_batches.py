@@ -56,7 +56,7 @@ def test_blocks_are_batched_as_evenly_as_can_be() -> None:
 
 def test_manifests_split_every_n_chunks_when_asked_and_the_data_is_the_same(tmp_path: Path, dask_address: str) -> None:
     from flows.write_dataset import write_dataset
-    from tasks.storage.sources import SyntheticDataset
+    from tasks.storage.synthetic import SyntheticDataset
 
     source = SyntheticDataset(ntime=96, nlat=19, nlon=36, time_chunk=12, variables=("t2m",))
     manifests = {}

@@ -14,7 +14,7 @@ from flows.bar import Bar
 from flows.progress import BlockProgress
 from flows.write_dataset import write_dataset
 from tasks.request import WriteOptions
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import open_repo
 from tests.processes import wait_for
 

@@ -19,7 +19,7 @@ from tasks.errors import ValidationFailedError
 from tasks.request import WriteOptions
 from tasks.running.local import LocalOrchestrator
 from tasks.running.runs import run_write_dataset
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 from tasks.storage.target import repository_storage
 from tests.conftest import open_repo
 from tests.processes import command_env, icefloe

@@ -16,7 +16,8 @@ from flows.write_dataset import write_dataset
 from tasks.errors import InvalidRequestError, ValidationHookError
 from tasks.planning.dataset import MissingGroupError, UnknownVariableError
 from tasks.request import WriteOptions
-from tasks.storage.sources import CallableSource, NamedSource, NetCDFSource, SyntheticDataset
+from tasks.storage.sources import CallableSource, NamedSource, NetCDFSource
+from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import BUCKET, open_repo, snapshot_count
 from tests.sources import netcdf_files
 

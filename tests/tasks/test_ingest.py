@@ -3,7 +3,7 @@ import pytest
 
 from tasks.errors import InvalidRequestError
 from tasks.planning.time_steps import plan_time_update
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 
 SOURCE = SyntheticDataset(ntime=10, nlat=3, nlon=4, time_chunk=5).open()
 TIMES = SOURCE.indexes["time"]

@@ -8,7 +8,7 @@ import icechunk
 import pytest
 import zarr
 
-from tasks.committing.kept_forks import RunKey, run_key, why_not_reused
+from tasks.committing.run_key import RunKey, run_key, why_not_reused
 from tasks.planning.arrays import ResolvedWrite, initialize_arrays, resolve_writes
 from tasks.request import ArraySpec, ArrayWrite
 

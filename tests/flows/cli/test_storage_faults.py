@@ -9,7 +9,7 @@ import boto3
 import pytest
 import xarray as xr
 
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import BUCKET, S3_ENV, open_repo, snapshot_count
 from tests.fault_proxy import Faults, fault_proxy
 from tests.processes import command_env, icefloe

@@ -17,7 +17,7 @@ from prefect.settings import PREFECT_API_URL
 from flows.cli.demo import demo_source
 from flows.cli.main import main
 from flows.cli.requests import parse_source
-from tasks.storage.sources import SyntheticDataset
+from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import open_repo, snapshot_count
 from tests.processes import command_env, icefloe
 from tests.sources import netcdf_files
