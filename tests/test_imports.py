@@ -4,6 +4,7 @@ but not from a reader."""
 
 import ast
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -119,3 +120,11 @@ assert os.environ["ICECHUNK_LOG"] and prefect.flow_engine._send_heartbeats is no
     env = {k: v for k, v in os.environ.items() if k != "ICECHUNK_LOG"}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_every_dependency_whose_internals_are_used_has_an_upper_bound() -> None:
+    """A release that moves a private name must pass the contract tests before it is admitted."""
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    specs = {re.split(r"[\[<>=~!]", spec, maxsplit=1)[0]: spec for spec in dependencies}
+    for name in ("prefect", "prefect-dask", "icechunk", "zarr", "xarray", "dask", "distributed"):
+        assert "<" in specs[name] or "==" in specs[name], specs[name]
