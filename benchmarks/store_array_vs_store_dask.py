@@ -16,7 +16,7 @@ import numpy as np
 import zarr
 from distributed import Client
 
-from benchmarks.timing import cluster, compare, fresh_workers, parser, report
+from benchmarks.timing import compare_on_cluster, parser
 from flows.store_array import store_array
 from tasks.records import CommitResult
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
@@ -65,16 +65,15 @@ def main() -> None:
     source = source_array(args.gib)
     nbytes = source.nbytes
     print(f"source: {source.shape} float32, {nbytes / 2**30:.2f} GiB, chunks {CHUNKS}")
-    with cluster() as (local, client):
-        options = WriteOptions(dask_address=local.scheduler_address, block_bytes=block_bytes)
-        times = compare(
-            raw=lambda p: raw_store_dask(p, source, client),
-            ours=lambda p: icefloe_store_array(p, source, options),
-            repeat=args.repeat,
-            workdir=args.workdir,
-            before=lambda: fresh_workers(client),
-        )
-    report(times, nbytes, "raw store_dask", "icefloe store_array")
+    compare_on_cluster(
+        raw=lambda p, client: raw_store_dask(p, source, client),
+        ours=lambda p, address: icefloe_store_array(
+            p, source, WriteOptions(dask_address=address, block_bytes=block_bytes)
+        ),
+        args=args,
+        nbytes=nbytes,
+        names=("raw store_dask", "icefloe store_array"),
+    )
 
 
 if __name__ == "__main__":

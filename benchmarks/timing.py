@@ -90,3 +90,23 @@ def cluster() -> Iterator[tuple[LocalCluster, Client]]:
         threads = sum(w["nthreads"] for w in local.scheduler_info["workers"].values())
         print(f"cluster: {len(local.workers)} workers, {threads} threads")
         yield local, client
+
+
+def compare_on_cluster(
+    raw: Callable[[Path, Client], object],
+    ours: Callable[[Path, str], object],
+    args: argparse.Namespace,
+    nbytes: float,
+    names: tuple[str, str],
+) -> None:
+    """Both paths on one `cluster()`, fresh workers before each run (`raw` gets its client, `ours` the scheduler's
+    address), alternating, then the report."""
+    with cluster() as (local, client):
+        times = compare(
+            raw=lambda p: raw(p, client),
+            ours=lambda p: ours(p, local.scheduler_address),
+            repeat=args.repeat,
+            workdir=args.workdir,
+            before=lambda: fresh_workers(client),
+        )
+    report(times, nbytes, *names)

@@ -14,7 +14,7 @@ import icechunk
 import icechunk.xarray
 from distributed import Client
 
-from benchmarks.timing import cluster, compare, fresh_workers, parser, report
+from benchmarks.timing import compare_on_cluster, parser
 from flows.write_dataset import write_dataset
 from tasks.request import WriteOptions
 from tasks.storage.synthetic import SyntheticDataset
@@ -59,15 +59,13 @@ def main() -> None:
         f"source: {len(VARIABLES)} x {shape} float32, {nbytes / 2**30:.2f} GiB, "
         f"dask chunks {(TIME_CHUNK, NLAT, NLON)}, zarr chunks {ZARR_CHUNKS}"
     )
-    with cluster() as (local, client):
-        times = compare(
-            raw=lambda p: raw_to_icechunk(p, model, client),
-            ours=lambda p: icefloe_write_dataset(p, model, local.scheduler_address),
-            repeat=args.repeat,
-            workdir=args.workdir,
-            before=lambda: fresh_workers(client),
-        )
-    report(times, nbytes, "raw to_icechunk", "icefloe write_dataset")
+    compare_on_cluster(
+        raw=lambda p, client: raw_to_icechunk(p, model, client),
+        ours=lambda p, address: icefloe_write_dataset(p, model, address),
+        args=args,
+        nbytes=nbytes,
+        names=("raw to_icechunk", "icefloe write_dataset"),
+    )
 
 
 if __name__ == "__main__":

@@ -39,10 +39,7 @@ class ThreadBlockRunner:
 
     threads: int
     progress: ProgressFactory
-
-    @property
-    def sizing(self) -> BlockSizing:
-        return LOCAL_SIZING
+    sizing: BlockSizing = LOCAL_SIZING
 
     def write_blocks(
         self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions, merge: Callable[[WrittenBlock], None]
@@ -92,14 +89,11 @@ class DaskBlockRunner:
     client: "distributed.Client"
     progress: ProgressFactory
     logger: Logger
+    sizing: BlockSizing = LOCAL_SIZING
 
     @property
     def threads(self) -> int:
         return max(1, sum(self.client.nthreads().values()))
-
-    @property
-    def sizing(self) -> BlockSizing:
-        return LOCAL_SIZING
 
     def write_blocks(
         self, fork: ForkSession, jobs: list[BlockJob], options: WriteOptions, merge: Callable[[WrittenBlock], None]
