@@ -6,8 +6,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from distributed import Client, LocalCluster
@@ -83,13 +82,8 @@ def parser(doc: str | None) -> argparse.ArgumentParser:
     return result
 
 
-@contextmanager
-def cluster() -> Iterator[tuple[LocalCluster, Client]]:
-    """One LocalCluster (and a Prefect API for icefloe's runs) for both paths of a benchmark."""
-    with running_prefect_api(), LocalCluster(dashboard_address=None) as local, Client(local) as client:
-        threads = sum(w["nthreads"] for w in local.scheduler_info["workers"].values())
-        print(f"cluster: {len(local.workers)} workers, {threads} threads")
-        yield local, client
+def _on[T](where: T, path: Callable[[Path, T], object]) -> Callable[[Path], object]:
+    return lambda target: path(target, where)
 
 
 def compare_on_cluster(
@@ -99,14 +93,19 @@ def compare_on_cluster(
     nbytes: float,
     names: tuple[str, str],
 ) -> None:
-    """Both paths on one `cluster()`, fresh workers before each run (`raw` gets its client, `ours` the scheduler's
-    address), alternating, then the report."""
-    with cluster() as (local, client):
-        times = compare(
-            raw=lambda p: raw(p, client),
-            ours=lambda p: ours(p, local.scheduler_address),
-            repeat=args.repeat,
-            workdir=args.workdir,
-            before=lambda: fresh_workers(client),
-        )
+    """Both paths alternating, each run on a LocalCluster of its own, started (and both paths' modules imported in
+    its workers) off the clock: `raw` gets its client, `ours` the scheduler's address; then the report. A new
+    cluster rather than `fresh_workers`: restarting the workers in place hung here, twice in one day, after a raw
+    run."""
+    times: dict[str, list[float]] = {"raw": [], "ours": []}
+    with running_prefect_api():
+        for i in range(args.repeat):
+            for name in ("raw", "ours") if i % 2 == 0 else ("ours", "raw"):
+                with LocalCluster(dashboard_address=None) as local, Client(local) as client:
+                    if i == 0 and name == "raw":
+                        threads = sum(w["nthreads"] for w in local.scheduler_info["workers"].values())
+                        print(f"cluster: {len(local.workers)} workers, {threads} threads, new for each run")
+                    client.run(_import, WORKER_MODULES)
+                    run = _on(client, raw) if name == "raw" else _on(local.scheduler_address, ours)
+                    times[name].append(timed(run, args.workdir))
     report(times, nbytes, *names)
