@@ -25,7 +25,12 @@ from uuid import UUID
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+    VariableCreate,
+    VariableUpdate,
+)
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext
@@ -45,12 +50,23 @@ def lock_name(repo: str, branch: str) -> str:
 
 
 def _ensure_limit(name: str) -> None:
+    # Read first: creating one that exists is a 409 that Prefect's server logs with a whole traceback.
     with get_client(sync_client=True) as client:
         try:
             client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             with suppress(ObjectAlreadyExists):  # another run created it meanwhile
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+
+
+def _record_holder(name: str, holder: dict[str, Any]) -> None:
+    """The holder's record, in one API call (`Variable.set` reads the variable first); a dead holder's record, left
+    behind, is overwritten."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_variable(VariableCreate(name=name, value=holder))
+        except ObjectAlreadyExists:
+            client.update_variable(VariableUpdate(name=name, value=holder))
 
 
 def _process_start(pid: int) -> str | None:
@@ -131,7 +147,7 @@ def target_lock(repo: str, branch: str) -> Iterator[None]:
                 break
             except TimeoutError:
                 _free_if_holder_gone(name, logger, told)
-        Variable.set(name, _this_holder(run_id), overwrite=True)
+        _record_holder(name, _this_holder(run_id))
         held.callback(Variable.unset, name)  # before the slot is released: a record always names a live holder
         logger.info("holding target %s (branch %s) after %.1f s", repo, branch, time.perf_counter() - started)
         yield

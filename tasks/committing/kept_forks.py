@@ -17,8 +17,7 @@ are used.
 
 import json
 import pickle
-import threading
-from concurrent.futures import Future
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -74,20 +73,11 @@ def _branch_dir(target: str, branch: str) -> tuple[fsspec.AbstractFileSystem, st
     return fs, f"{root}/{digest(branch, 16)}"
 
 
-def list_kept(target: str, branch: str) -> "Future[list[str]]":
-    """Every file of the branch's kept sets, listed in a thread from now: on an object store the listing (and the
-    client it needs, whose import alone takes a quarter of a second) is ready by the time the run has initialized
-    its arrays and can tell which set would be its own."""
-    listed: Future[list[str]] = Future()
-
-    def run() -> None:
-        try:
-            listed.set_result(files_under(*_branch_dir(target, branch)))
-        except BaseException as e:
-            listed.set_exception(e)
-
-    threading.Thread(target=run, name="icefloe-kept-listing", daemon=True).start()
-    return listed
+def list_kept(target: str, branch: str) -> list[str]:
+    """Every file of the branch's kept sets. A run lists them in a thread as it takes its target: on an object
+    store the listing (and the client it needs, whose import alone takes a quarter of a second) is ready by the
+    time the run has initialized its arrays and can tell which set would be its own."""
+    return files_under(*_branch_dir(target, branch))
 
 
 def remove(fs: fsspec.AbstractFileSystem, directory: str) -> None:
@@ -114,11 +104,19 @@ class KeptForks:
         fs, _, run_dir = self.location()
         fs.pipe_file(self.block_path(run_dir, block), pickle.dumps(fork))
 
-    def clear(self) -> None:
-        """Remove this run's kept set, once its commit has landed. Other runs' sets on the branch are explained
-        and removed by the next run that starts on it."""
+    def clear(self, blocks: Iterable[Block], earlier: Iterable[str] = ()) -> None:
+        """Remove this run's kept set, once its commit has landed: on an object store, its objects by name (its
+        own two, one per block of the run's plan, and the `earlier` files an adopted set held) in one batch
+        request, with no listing first (deleting a name that holds nothing is no error there); a local set as a
+        directory. Other runs' sets on the branch are explained and removed by the next run that starts on it."""
         fs, _, run_dir = self.location()
-        remove(fs, run_dir)
+        if isinstance(fs, LocalFileSystem):
+            remove(fs, run_dir)
+            return
+        named = {f"{run_dir}/run.json", f"{run_dir}/session", *earlier}
+        named |= {self.block_path(run_dir, block) for block in blocks}
+        with suppress(FileNotFoundError):
+            fs.rm(sorted(named))
 
 
 @dataclass(frozen=True)

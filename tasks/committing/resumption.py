@@ -65,6 +65,10 @@ class Resumption:
 
         return keep
 
+    def clear(self, blocks: list[Block]) -> None:
+        """Remove the run's kept set once its commit has landed (`blocks`: the run's plan)."""
+        self.kept.clear(blocks, self.files)
+
     def load_blocks(self, blocks: list[Block], logger: Logger) -> list[WrittenBlock]:
         """The kept forks of `blocks` that were written from this session (their arrays have the same node ids)
         and, when a collection ran since they were kept, whose every chunk still reads back."""

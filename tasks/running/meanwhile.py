@@ -1,11 +1,27 @@
-"""A context manager entered in a thread while the caller goes on: a run connects to its cluster (or starts one)
-while it takes its target and initializes its arrays, which on an object store are round trips of their own."""
+"""Work done in a thread while the caller goes on: a run connects to its cluster (or starts one) while it takes its
+target and initializes its arrays, and looks for the repository while it waits for the target's lock; on an object
+store each of these is round trips of its own."""
 
 import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager
+
+
+def started_meanwhile[T](work: Callable[[], T]) -> Future[T]:
+    """`work()` running in a thread of its own (in a copy of the caller's context) from now; its result or error."""
+    done: Future[T] = Future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            done.set_result(context.run(work))
+        except BaseException as e:
+            done.set_exception(e)
+
+    threading.Thread(target=run, name="icefloe-meanwhile", daemon=True).start()
+    return done
 
 
 @contextmanager
@@ -15,16 +31,7 @@ def entered_meanwhile[T](manager: AbstractContextManager[T]) -> Iterator[Callabl
 
     `manager` must not set context variables as it is entered: it is entered in a copy of the caller's context.
     A manager that fails to be entered fails whoever waits for it; a caller that never did has not needed it."""
-    entering: Future[T] = Future()
-    context = contextvars.copy_context()
-
-    def enter() -> None:
-        try:
-            entering.set_result(context.run(manager.__enter__))
-        except BaseException as e:
-            entering.set_exception(e)
-
-    threading.Thread(target=enter, name="icefloe-meanwhile", daemon=True).start()
+    entering = started_meanwhile(manager.__enter__)
     try:
         yield entering.result
     except BaseException as e:

@@ -113,7 +113,7 @@ def write_and_commit(
             "merge-and-commit",
             lambda logger: commit_merged(writing, written, orchestrator, message, options, clock, logger),
         )
-    publish_and_clear(orchestrator, result, writing)
+    publish_and_clear(orchestrator, result, writing, written)
     return result
 
 
@@ -245,11 +245,12 @@ def commit_merged(
     return result
 
 
-def publish_and_clear(orchestrator: Orchestrator, result: CommitResult, writing: WritingRun) -> None:
+def publish_and_clear(orchestrator: Orchestrator, result: CommitResult, writing: WritingRun, written: Written) -> None:
     """The report goes out while the kept set is removed (the commit has landed: nothing will adopt it)."""
     itemsizes = {r.path: r.dtype.itemsize for r in writing.run.resolved}
     with ThreadPoolExecutor(1, "icefloe-clear") as cleaner:
-        clearing = None if writing.resumption is None else cleaner.submit(writing.resumption.kept.clear)
+        blocks = [job.block for job in written.jobs]
+        clearing = None if writing.resumption is None else cleaner.submit(writing.resumption.clear, blocks)
         orchestrator.publish(result, block_reports(writing.merge.merged, itemsizes))
         if clearing is not None and clearing.exception() is not None:
             # the commit stands; leftovers are listed and cleared by `icefloe kept`

@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import icechunk
 import xarray as xr
 import zarr
 from icechunk import RepositoryConfig, Session
@@ -20,22 +21,40 @@ from tasks.planning.dataset import initialize_dataset
 from tasks.planning.time_steps import Overlap, initialize_update, plan_time_update, target_times
 from tasks.records import CommitResult, Logger
 from tasks.request import ArrayWrite, DatasetWrite, WriteOptions
-from tasks.running.meanwhile import entered_meanwhile
+from tasks.running.meanwhile import entered_meanwhile, started_meanwhile
 from tasks.running.orchestration import BlockRunner, Orchestrator
 from tasks.running.pipeline import Clock, InitializedRun, write_and_commit
 from tasks.storage.callables import import_function
 from tasks.storage.sources import DatasetSource, open_source, source_fingerprint
-from tasks.storage.target import OpenedTarget, local_target_lock, open_target, repository_config
+from tasks.storage.target import (
+    OpenedTarget,
+    create_target,
+    find_repository,
+    in_memory_target,
+    local_target_lock,
+    open_target,
+    repository_config,
+    session_on,
+)
+
+
+@dataclass(frozen=True)
+class HeldTarget:
+    """What a run finds as it takes its target: the repository there (None: none yet), looked for while the lock
+    was being taken (opening one reads only its configuration: the tip is read once the target is held); and, for
+    a run that keeps blocks, the branch's kept sets, listed from the moment it was held (`list_kept`)."""
+
+    found: "Future[icechunk.Repository | None]"
+    listed: "Future[list[str]] | None"
 
 
 @contextmanager
-def held_target(
-    orchestrator: Orchestrator, repo: str, branch: str, options: WriteOptions
-) -> Iterator["Future[list[str]] | None"]:
-    """The orchestrator's lock on the target, and the OS lock a local repository needs whoever writes it; and, for
-    a run that keeps blocks, the branch's kept sets being listed meanwhile (`list_kept`)."""
+def held_target(orchestrator: Orchestrator, repo: str, branch: str, options: WriteOptions) -> Iterator[HeldTarget]:
+    """The orchestrator's lock on the target, and the OS lock a local repository needs whoever writes it."""
+    found = started_meanwhile(lambda: find_repository(repo, storage_config(options)))
     with orchestrator.hold_target(repo, branch), local_target_lock(repo, orchestrator.logger):
-        yield list_kept(repo, branch) if options.resume else None
+        listed = started_meanwhile(lambda: list_kept(repo, branch)) if options.resume else None
+        yield HeldTarget(found, listed)
 
 
 def early_runner(
@@ -55,21 +74,23 @@ def storage_config(options: WriteOptions) -> RepositoryConfig:
 
 
 def initialized_target[T](
-    repo: str, branch: str, initialize: Callable[[Session, bool], T], config: RepositoryConfig
+    repo: str, branch: str, initialize: Callable[[Session, bool], T], held: HeldTarget, config: RepositoryConfig
 ) -> tuple[OpenedTarget, T]:
     """A writable session on `branch` of `repo` (with its tip, repository and log mark), and what
     `initialize(session, run_hook)` made of it.
 
     A repository that does not exist yet is created only once the request has passed every check: the request is
-    first initialized in an empty in-memory repository (the user's validation hook runs there, and only there), so a
-    refused request leaves no empty repository behind.
+    first initialized in an empty in-memory repository (the user's validation hook runs there), so a refused request
+    leaves no empty repository behind. Where another run created the repository meanwhile, the request is
+    initialized (and the hook run) again on what that run left.
     """
-    opened = open_target(repo, branch, create=False, config=config)
-    if opened.repository is not None:
+    found = held.found.result()
+    if found is not None:
+        opened = session_on(found, branch)
         return opened, initialize(opened.session, True)
-    initialize(opened.session, True)  # in memory: no repository yet
-    opened = open_target(repo, branch, config=config, missing=True)
-    return opened, initialize(opened.session, False)
+    initialize(in_memory_target(branch).session, True)
+    opened, created = create_target(repo, branch, config)
+    return opened, initialize(opened.session, not created)
 
 
 def run_store_array(
@@ -88,12 +109,12 @@ def run_store_array(
         initialize_arrays(group, resolved)
         return resolved
 
-    with held_target(orchestrator, repo, branch, options) as listed, early_runner(orchestrator, options) as runner:
+    with held_target(orchestrator, repo, branch, options) as held, early_runner(orchestrator, options) as runner:
         opened, resolved = orchestrator.stage(
-            "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
+            "initialize", lambda _: initialized_target(repo, branch, initialize, held, storage_config(options))
         )
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
-        run = InitializedRun(repo, opened, resolved, listed=listed)
+        run = InitializedRun(repo, opened, resolved, listed=held.listed)
         return write_and_commit(orchestrator, runner, run, options, message or default_message, Clock(started_at))
 
 
@@ -132,12 +153,12 @@ def run_write_dataset(
         return initialize_dataset(session.store, dataset, write, run_hook=run_hook)
 
     branch = write.branch
-    with held_target(orchestrator, repo, branch, options) as listed, early_runner(orchestrator, options) as runner:
+    with held_target(orchestrator, repo, branch, options) as held, early_runner(orchestrator, options) as runner:
         opened, resolved = orchestrator.stage(
-            "initialize", lambda _: initialized_target(repo, branch, initialize, storage_config(options))
+            "initialize", lambda _: initialized_target(repo, branch, initialize, held, storage_config(options))
         )
         default_message = f"icefloe write_dataset: {write.group or '/'} (mode {write.mode or 'default'})"
-        run = InitializedRun(repo, opened, resolved, source_state, listed)
+        run = InitializedRun(repo, opened, resolved, source_state, held.listed)
         return write_and_commit(orchestrator, runner, run, options, message or default_message, Clock(started_at))
 
 
@@ -159,7 +180,8 @@ def run_time_update(
     started_at = time.time()
 
     def initialize(logger: Logger) -> tuple[OpenedTarget, list[ResolvedWrite]] | None:
-        opened = open_target(repo, branch, config=storage_config(options))
+        found = held.found.result()
+        opened = create_target(repo, branch, storage_config(options))[0] if found is None else session_on(found, branch)
         existing = target_times(opened.session.store, group, dim)
         update = plan_time_update(dataset, existing, dim, overlap)
         if update.empty:
@@ -175,11 +197,11 @@ def run_time_update(
         return opened, initialize_update(opened.session.store, update, existing is None, group, dim, encoding)
 
     # decide and write from the same tip: no other run appends it too
-    with held_target(orchestrator, repo, branch, options) as listed:
+    with held_target(orchestrator, repo, branch, options) as held:
         initialized = orchestrator.stage("initialize", initialize)
         if initialized is None:
             return None
         opened, resolved = initialized
-        run = InitializedRun(repo, opened, resolved, source_state, listed)
+        run = InitializedRun(repo, opened, resolved, source_state, held.listed)
         with early_runner(orchestrator, options) as runner:  # after the decision: most updates find nothing new
             return write_and_commit(orchestrator, runner, run, options, message, Clock(started_at))

@@ -17,7 +17,8 @@ import icechunk
 
 @dataclass(frozen=True)
 class Mark:
-    """A point of a repository's operations log: its newest entry then (the log only grows at its head)."""
+    """A point of a repository's operations log: its newest entry then (the log only grows at its head). Where a
+    mark is None, the log counts from its start."""
 
     updated_at: str
     kind: str

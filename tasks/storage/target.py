@@ -162,7 +162,8 @@ def open_existing(target: str) -> icechunk.Repository:
 class OpenedTarget:
     """A writable session on a branch of a target, and what a run needs of the repository behind it: the branch's
     tip, the repository itself (None for the in-memory stand-in of one that does not exist yet), and where its
-    operations log stood when it was opened (before the run wrote anything)."""
+    operations log stood when it was opened (before the run wrote anything; None: from its start, as for a
+    repository the run created)."""
 
     session: icechunk.Session
     parent_id: str | None
@@ -179,36 +180,56 @@ def writable_session(repository: icechunk.Repository, branch: str) -> icechunk.S
         raise
 
 
-def open_target(
-    repo: str,
-    branch: str,
-    *,
-    create: bool = True,
-    config: icechunk.RepositoryConfig | None = None,
-    missing: bool = False,
-) -> OpenedTarget:
-    """A writable session on `branch` of `repo`. With `create=False` a missing repository is not created: the
-    session belongs to an empty in-memory one (tip None), so a dry run leaves no trace. `missing` says the caller
-    has just found no repository there: it is created at once."""
-    storage = repository_storage(repo)
+def find_repository(target: str, config: icechunk.RepositoryConfig | None = None) -> icechunk.Repository | None:
+    """The repository at `target`, opened (its configuration read, nothing written), or None when there is none."""
     try:
-        repository = _create(storage, config) if missing else icechunk.Repository.open(storage, config)
+        return icechunk.Repository.open(repository_storage(target), config)
     except icechunk.RepositoryNotFoundError:
-        if not create:
-            empty = icechunk.Repository.create(icechunk.in_memory_storage())
-            return OpenedTarget(writable_session(empty, branch), None, None, None)
-        repository = _create(storage, config)
+        return None
+
+
+def session_on(repository: icechunk.Repository, branch: str, *, created: bool = False) -> OpenedTarget:
+    """A writable session on `branch` of `repository`, its tip and where its log stands. A repository this run
+    has just `created` needs no read of its log: all of it is after the run began (`Mark` None)."""
+    if created:
+        session = writable_session(repository, branch)
+        return OpenedTarget(session, session.snapshot_id, repository, None)
     with ThreadPoolExecutor(1, "icefloe-mark") as pool:  # two round trips at once: the log's head, the session
         marked = pool.submit(mark, repository)
         session = writable_session(repository, branch)
     return OpenedTarget(session, session.snapshot_id, repository, marked.result())
 
 
-def _create(storage: icechunk.Storage, config: icechunk.RepositoryConfig | None) -> icechunk.Repository:
+def in_memory_target(branch: str) -> OpenedTarget:
+    """A writable session of an empty in-memory repository (tip None): where a request to a target that does not
+    exist yet is tried first, so that a refused one leaves nothing behind."""
+    empty = icechunk.Repository.create(icechunk.in_memory_storage())
+    return OpenedTarget(writable_session(empty, branch), None, None, None)
+
+
+def open_target(
+    repo: str, branch: str, *, create: bool = True, config: icechunk.RepositoryConfig | None = None
+) -> OpenedTarget:
+    """A writable session on `branch` of `repo`. With `create=False` a missing repository is not created: the
+    session belongs to an empty in-memory one (tip None), so a dry run leaves no trace."""
+    repository = find_repository(repo, config)
+    if repository is not None:
+        return session_on(repository, branch)
+    if not create:
+        return in_memory_target(branch)
+    return create_target(repo, branch, config)[0]
+
+
+def create_target(repo: str, branch: str, config: icechunk.RepositoryConfig | None = None) -> tuple[OpenedTarget, bool]:
+    """A writable session on `branch` of a repository created at `repo` now, and True; or of the one another run
+    created there first, and False."""
+    storage = repository_storage(repo)
     try:
-        return icechunk.Repository.create(storage, config)
+        repository = icechunk.Repository.create(storage, config)
     except icechunk.IcechunkError as e:
         try:
-            return icechunk.Repository.open(storage, config)  # another run created it first
+            repository = icechunk.Repository.open(storage, config)  # another run created it first
         except icechunk.RepositoryNotFoundError:
             raise e from None  # the prefix holds something else: say so
+        return session_on(repository, branch), False
+    return session_on(repository, branch, created=True), True
