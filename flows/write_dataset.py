@@ -3,11 +3,12 @@
 from typing import Any
 
 from prefect import flow
+from prefect.context import FlowRunContext
 
 from flows.orchestrator import PrefectOrchestrator
 from flows.process import set_up_flow_process
 from tasks.records import CommitResult
-from tasks.regions import RegionParameter
+from tasks.regions import RegionArgument, to_zarr_region
 from tasks.request import DatasetWrite, WriteMode, WriteOptions
 from tasks.running.runs import run_write_dataset
 from tasks.storage.sources import DatasetSource
@@ -18,6 +19,13 @@ DEFAULT = DatasetWrite()
 """The defaults the flow's form shows are the request model's own."""
 
 
+def parameters_from_json() -> bool:
+    """Whether this flow run's parameters came as JSON: a deployment's run (the UI's form, the REST API, a schedule),
+    where a region's slices are [start, stop] pairs. A flow called from Python takes to_zarr's slices only."""
+    context = FlowRunContext.get()
+    return context is not None and context.flow_run is not None and context.flow_run.deployment_id is not None
+
+
 @flow(name="write-dataset")
 def write_dataset(
     repo: str,
@@ -25,7 +33,7 @@ def write_dataset(
     group: str | None = None,
     mode: WriteMode | None = None,
     append_dim: str | None = None,
-    region: RegionParameter = None,
+    region: RegionArgument = None,
     encoding: dict[str, dict[str, Any]] | None = None,
     safe_chunks: bool = DEFAULT.safe_chunks,
     align_chunks: bool = DEFAULT.align_chunks,
@@ -61,7 +69,7 @@ def write_dataset(
         group=group,
         mode=mode,
         append_dim=append_dim,
-        region=region,
+        region=to_zarr_region(region, pairs=parameters_from_json()),
         encoding=encoding,
         safe_chunks=safe_chunks,
         align_chunks=align_chunks,

@@ -1,7 +1,8 @@
 """Regions as a user gives them, in one grammar: per dimension a range of whole indices, step 1, either end open
 (`None`), as a slice (Python) or a `[start, stop]` pair (JSON, the UI's forms). One parser per form:
 
-- `to_zarr`'s region (`DatasetWrite.region`): per dimension a slice or "auto", or "auto" for every dimension;
+- `to_zarr`'s region (`DatasetWrite.region`): per dimension a slice or "auto", or "auto" for every dimension,
+  checked and refused as `Dataset.to_zarr` does (`to_zarr_region`; pairs only where JSON gives them);
 - `store_dask`'s region (`ArrayWrite.region`): one slice per dimension of the array;
 - the command line's `dim=start:stop` flags: `flows/cli/requests.py`, into the first form;
 - a commit's record of what it wrote: `format_region` and `recorded_region` (`tasks/records.py`).
@@ -13,7 +14,7 @@ opened.
 from numbers import Integral
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import BeforeValidator, PlainSerializer, PlainValidator, ValidationInfo, WithJsonSchema
 
 
 def region_slice(value: object) -> slice:
@@ -44,9 +45,62 @@ RegionSlice = Annotated[
     WithJsonSchema(_PAIR_SCHEMA),
 ]
 
-type RegionParameter = dict[str, Literal["auto"] | RegionSlice] | Literal["auto"] | None
-"""A region as to_zarr takes it (per dimension a slice or "auto"; or "auto" for every dimension), where JSON gives
-[start, stop] pairs for slices."""
+type DatasetRegion = dict[str, Literal["auto"] | slice] | Literal["auto"] | None
+"""to_zarr's region: per dimension a slice or "auto", or "auto" for every dimension."""
+
+
+def to_zarr_region(value: object, *, pairs: bool = False) -> DatasetRegion:
+    """`value` checked as `Dataset.to_zarr` checks its region, refused with to_zarr's own exceptions, word for word.
+    With `pairs` (JSON: a deployment's parameters, the UI's form, which have no slices) a [start, stop] pair stands
+    for a slice; from Python, as to_zarr, only slices do."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value == "auto":
+        return "auto"
+    if not isinstance(value, dict):
+        raise TypeError(f"``region`` must be a dict, got {type(value)}")
+    region: dict[str, Literal["auto"] | slice] = {}
+    for dim, given in value.items():
+        if isinstance(given, str) and given == "auto":
+            region[dim] = "auto"
+            continue
+        if pairs and not isinstance(given, slice):
+            given = region_slice(given)  # a [start, stop] pair, or icefloe's words for what is not one
+        if not isinstance(given, slice):
+            raise TypeError(f"all values in ``region`` must be slice objects, got region={value}")
+        if given.step not in {1, None}:
+            raise ValueError(f"step on all slices in ``region`` must be 1 or None, got region={value}")
+        region[dim] = region_slice(given)
+    return region
+
+
+def _dataset_region(value: object, info: ValidationInfo) -> DatasetRegion:
+    return to_zarr_region(value, pairs=info.mode == "json")
+
+
+def _as_pairs(region: DatasetRegion) -> object:
+    return region if not isinstance(region, dict) else {d: v if v == "auto" else _pair(v) for d, v in region.items()}
+
+
+_REGION_SCHEMA = {
+    "anyOf": [
+        {"type": "object", "additionalProperties": {"anyOf": [{"const": "auto", "type": "string"}, _PAIR_SCHEMA]}},
+        {"const": "auto", "type": "string"},
+        {"type": "null"},
+    ]
+}
+
+type RegionParameter = Annotated[
+    DatasetRegion,
+    PlainValidator(_dataset_region),
+    PlainSerializer(_as_pairs, when_used="json"),
+    WithJsonSchema(_REGION_SCHEMA),
+]
+"""`DatasetWrite`'s region (`to_zarr_region`): slices from Python, [start, stop] pairs from JSON."""
+
+type RegionArgument = Annotated[Any, WithJsonSchema(_REGION_SCHEMA)]
+"""A flow's region parameter: the form's and the API's [start, stop] pairs, or slices from a Python caller; taken
+as given (Prefect's own check knows no slices) and checked by the flow as to_zarr checks it (`to_zarr_region`)."""
 
 
 def array_region(value: object) -> tuple[slice, ...] | None:

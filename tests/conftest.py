@@ -2,7 +2,7 @@
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -110,6 +110,15 @@ def task_runs(flow_run_id: UUID | None) -> list[TaskRun]:
 def block_task_runs(flow_run_id: UUID) -> list[TaskRun]:
     """The run's block-write task runs."""
     return [r for r in task_runs(flow_run_id) if r.name.startswith("write ")]
+
+
+def raised_by(call: Callable[[], object]) -> Exception:
+    """What `call` raised (the reference's refusal, to compare icefloe's with); fails when it raised nothing."""
+    try:
+        call()
+    except Exception as e:
+        return e
+    raise AssertionError("the reference accepted it")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -50,6 +50,18 @@ class _CollectingWriter(ArrayWriter):
                 list(pool.map(lambda args: write(*args), self.eager))  # list(): re-raises the first error
 
 
+def _with_empty_variables_loaded(dataset: xr.Dataset) -> xr.Dataset:
+    """As to_zarr: a variable with a zero-length dimension is loaded first (a lazy one has no chunk to write, and
+    Zarr takes no chunk size of 0 from its empty dask chunks); the caller's Dataset is left as it was."""
+    if not any(v.size == 0 and v.chunks is not None for v in dataset.variables.values()):
+        return dataset
+    dataset = dataset.copy(deep=False)
+    for variable in dataset.variables.values():
+        if variable.size == 0:
+            variable.load()
+    return dataset
+
+
 def initialize_dataset(
     store: IcechunkStore, dataset: xr.Dataset, write: DatasetWrite, *, run_hook: bool = True
 ) -> list[ResolvedWrite]:
@@ -60,6 +72,7 @@ def initialize_dataset(
     refusal, before any chunk of a lazy variable is written.
     """
     group, append_dim, encoding = write.group, write.append_dim, write.encoding
+    dataset = _with_empty_variables_loaded(dataset)
     write_region = dict(write.region) if isinstance(write.region, dict) else write.region  # xarray's to change
     chosen_mode = choose_default_mode(mode=write.mode, append_dim=append_dim, region=write_region)
     try:

@@ -39,9 +39,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_every_run_attaches_to_the_one_warm_cluster(served: Stack, tmp_path: Path) -> None:
     deployment = served.deployment_id("write-dataset", "write-dataset")
-    for name in ("first", "second"):
-        target = tmp_path / name
-        response = served.create_run(deployment, {"repo": str(target), "source": SMALL, "mode": "w"})
+    target = tmp_path / "target"
+    # the second run rewrites all of it in place: a region as JSON gives one, [start, stop] pairs
+    region = {"time": [0, SMALL["ntime"]], "lat": [0, SMALL["nlat"]], "lon": [None, None]}
+    for parameters in ({"mode": "w"}, {"mode": "r+", "region": region}):
+        response = served.create_run(deployment, {"repo": str(target), "source": SMALL, **parameters})
         run = served.wait_until_done(response.raise_for_status().json()["id"])
         assert run["state_type"] == "COMPLETED", served.log_text(run["id"])
         written = xr.open_zarr(open_repo(str(target)).readonly_session("main").store, consolidated=False)
