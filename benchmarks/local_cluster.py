@@ -21,7 +21,8 @@ from tasks.request import ArraySpec, ArrayWrite, DatasetWrite, WriteOptions
 from tasks.running.cluster import local_cluster
 from tasks.running.local import LocalOrchestrator
 from tasks.running.runs import run_store_array, run_write_dataset
-from tasks.storage.sources import DatasetSource, NetCDFSource, ZarrSource
+from tasks.storage.file_sources import NetCDFSource
+from tasks.storage.sources import DatasetSource, ZarrSource
 from tasks.storage.synthetic import SyntheticDataset
 
 NLAT, NLON = 721, 1440

@@ -111,6 +111,50 @@ def netcdf_files(directory: Path, dataset: xr.Dataset, steps_per_file: int) -> l
     return paths
 
 
+GRIB_GRID = {"Ni": 36, "Nj": 19, "iDirectionIncrementInDegrees": 10.0, "jDirectionIncrementInDegrees": 10.0}
+# on "surface" levels; every file also holds "2t" at 2 m and "10u" at 10 m, which `filter_by_keys` leaves out
+GRIB_SURFACE = ("sp", "skt")
+GRIB_ABOVE_GROUND = {"2t": 2, "10u": 10}
+
+
+def grib_files(directory: Path, days: int, steps_per_day: int = 4) -> list[Path]:
+    """GRIB2 files made from ecCodes' own sample, a day each (named by it), of 6-hourly steps on a 10-degree grid:
+    surface pressure and skin temperature on the surface, and 2 m temperature and 10 m wind above it (two levels of
+    another kind, which cfgrib cannot put in one Dataset)."""
+    import eccodes
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for day in range(days):
+        path = directory / f"day-{day:03d}.grib2"
+        with path.open("wb") as out:
+            for step in range(steps_per_day):
+                for i, name in enumerate((*GRIB_SURFACE, *GRIB_ABOVE_GROUND)):
+                    message = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
+                    level = {"typeOfLevel": "surface"} if name in GRIB_SURFACE else {"typeOfLevel": "heightAboveGround"}
+                    keys = {"shortName": name, **level, "dataDate": 20260101 + day, "dataTime": step * 600}
+                    keys |= {"latitudeOfFirstGridPointInDegrees": 90.0, "latitudeOfLastGridPointInDegrees": -90.0}
+                    keys |= {"longitudeOfFirstGridPointInDegrees": 0.0, "longitudeOfLastGridPointInDegrees": 350.0}
+                    for key, value in (keys | GRIB_GRID).items():
+                        eccodes.codes_set(message, key, value)
+                    if name in GRIB_ABOVE_GROUND:
+                        eccodes.codes_set(message, "level", GRIB_ABOVE_GROUND[name])
+                    values = 1000.0 * (i + 1) + day * 10 + step + np.linspace(0, 1, 19 * 36)
+                    eccodes.codes_set_values(message, values)
+                    eccodes.codes_write(message, out)
+                    eccodes.codes_release(message)
+        paths.append(path)
+    return paths
+
+
+def hide_a_file(dataset: xr.Dataset) -> None:
+    """A validation hook that moves the file ICEFLOE_TEST_HIDE names out of the way, if it is set: the blocks that
+    need it then fail (a source that lost a file while a run was writing)."""
+    hidden = os.environ.get("ICEFLOE_TEST_HIDE")
+    if hidden and Path(hidden).exists():
+        Path(hidden).rename(f"{hidden}.hidden")
+
+
 def steps(start: int, stop: int, scale: float = 1.0) -> xr.Dataset:
     """Steps [start, stop) of one synthetic series (a callable source); `scale` makes a "corrected" version."""
     dataset = SyntheticDataset(ntime=96, nlat=19, nlon=36, time_chunk=24).time_slice(start, stop)

@@ -13,7 +13,8 @@ from tasks.errors import InvalidRequestError
 from tasks.regions import RegionParameter
 from tasks.request import DatasetWrite, WriteOptions
 from tasks.storage.callables import CALLABLE_PATTERN
-from tasks.storage.sources import CallableSource, IcechunkSource, NamedSource, NetCDFSource, ZarrSource
+from tasks.storage.file_sources import GribSource, NetCDFSource
+from tasks.storage.sources import CallableSource, IcechunkSource, NamedSource, ZarrSource
 from tasks.storage.synthetic import SyntheticDataset
 
 FLAGS = {option.field: option.flag for option in (*WRITE_OPTIONS, *RUN_OPTIONS)}
@@ -22,7 +23,8 @@ FLAGS = {option.field: option.flag for option in (*WRITE_OPTIONS, *RUN_OPTIONS)}
 
 def parse_source(text: str, concat_dim: str | None = None) -> NamedSource:
     """A source from the command line: JSON (any kind), `synthetic`, `package.module:function`, a `.zarr` store,
-    an `.icechunk` repository, or else NetCDF files (a path, URL or glob)."""
+    an `.icechunk` repository, GRIB files (`.grib`, `.grib2`, `.grb`, `.grb2`), or else NetCDF files (a path, URL
+    or glob)."""
     if text.lstrip().startswith("{"):
         try:
             return TypeAdapter(NamedSource).validate_json(text)
@@ -36,6 +38,8 @@ def parse_source(text: str, concat_dim: str | None = None) -> NamedSource:
         return ZarrSource(url=text)
     if text.rstrip("/").endswith(".icechunk"):
         return IcechunkSource(repo=text)
+    if text.lower().endswith((".grib", ".grib2", ".grb", ".grb2")):
+        return GribSource(paths=text, concat_dim=concat_dim)
     return NetCDFSource(paths=text, concat_dim=concat_dim)
 
 

@@ -13,7 +13,8 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from flows.ingest import backfill, ingest
 from tasks.errors import InvalidRequestError
 from tasks.request import WriteOptions
-from tasks.storage.sources import CallableSource, NetCDFSource
+from tasks.storage.file_sources import NetCDFSource
+from tasks.storage.sources import CallableSource
 from tests.conftest import open_repo, snapshot_count
 from tests.processes import wait_for
 from tests.sources import netcdf_files, steps

@@ -11,7 +11,8 @@ import xarray as xr
 
 from flows.write_dataset import write_dataset
 from tasks.request import WriteOptions
-from tasks.storage.sources import CallableSource, NetCDFSource, ZarrSource, source_fingerprint
+from tasks.storage.file_sources import NetCDFSource
+from tasks.storage.sources import CallableSource, ZarrSource, source_fingerprint
 from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import BUCKET, S3_ENV, block_task_runs, open_repo, snapshot_count
 from tests.sources import COUNTED_CHUNK_BYTES, chunks_read, counted, netcdf_files

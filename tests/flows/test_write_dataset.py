@@ -15,7 +15,8 @@ from flows.write_dataset import write_dataset
 from tasks.errors import InvalidRequestError, ValidationHookError
 from tasks.planning.dataset import MissingGroupError, UnknownVariableError
 from tasks.request import WriteOptions
-from tasks.storage.sources import CallableSource, NamedSource, NetCDFSource
+from tasks.storage.file_sources import NetCDFSource
+from tasks.storage.sources import CallableSource, NamedSource
 from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import BUCKET, open_repo, raised_by, snapshot_count
 from tests.sources import netcdf_files

@@ -14,7 +14,7 @@ from tasks.planning.dataset import initialize_dataset
 from tasks.planning.jobs import plan_jobs
 from tasks.records import BlockJob
 from tasks.request import DatasetWrite, WriteOptions
-from tasks.storage.sources import NetCDFSource
+from tasks.storage.file_sources import NetCDFSource
 from tasks.storage.synthetic import SyntheticDataset
 from tasks.writing.block import write_block
 from tests.sources import netcdf_files

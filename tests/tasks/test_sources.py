@@ -8,11 +8,11 @@ from icechunk.xarray import to_icechunk
 from pydantic import TypeAdapter, ValidationError
 
 from tasks.errors import InvalidRequestError
+from tasks.storage.file_sources import NetCDFSource
 from tasks.storage.sources import (
     CallableSource,
     IcechunkSource,
     NamedSource,
-    NetCDFSource,
     SyntheticDataset,
     ZarrSource,
     describe_dataset,

@@ -1,0 +1,134 @@
+"""GRIB files, as weather data arrives, written by the command and the flow: what lands reads back as cfgrib reads
+the files, a block opens only the files of its region, a GRIB source on S3 is read, and a failed run resumes."""
+
+import json
+import pickle
+from pathlib import Path
+
+import boto3
+import icechunk
+import pytest
+import xarray as xr
+from prefect.states import State
+
+from flows.write_dataset import write_dataset
+from tasks.planning.dataset import initialize_dataset
+from tasks.planning.jobs import plan_jobs
+from tasks.records import BlockJob
+from tasks.request import DatasetWrite, WriteOptions
+from tasks.storage.file_sources import GRIB_FILES, GribSource
+from tasks.storage.sources import source_fingerprint
+from tasks.writing.block import write_block
+from tests.conftest import BUCKET, block_task_runs, open_repo, snapshot_count
+from tests.processes import command_env, icefloe
+from tests.sources import grib_files
+
+SURFACE = {"typeOfLevel": "surface"}
+DAY_BYTES = 4 * 19 * 36 * 4 * 2  # one file: 4 steps of two float32 variables
+
+
+def as_cfgrib_reads(files: list[Path]) -> xr.Dataset:
+    """The files as cfgrib reads them, through xarray's own open_mfdataset (no index files written)."""
+    backend = {"filter_by_keys": SURFACE, "indexpath": ""}
+    return xr.open_mfdataset(sorted(map(str, files)), engine="cfgrib", backend_kwargs=backend).load()
+
+
+def written(target: str) -> xr.Dataset:
+    return xr.open_zarr(open_repo(target).readonly_session("main").store, consolidated=False).load()
+
+
+def test_the_command_writes_grib_files_as_cfgrib_reads_them_and_writes_nothing_beside_them(tmp_path: Path) -> None:
+    files = grib_files(tmp_path / "grib", days=3)
+    source = {"kind": "grib", "paths": str(tmp_path / "grib" / "*.grib2"), "filter_by_keys": SURFACE}
+    target = tmp_path / "repo"
+
+    done = icefloe("write", json.dumps(source), str(target), env=command_env(tmp_path / "home"), cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    xr.testing.assert_equal(written(str(target)), as_cfgrib_reads(files))
+    assert sorted(p.name for p in (tmp_path / "grib").iterdir()) == [f.name for f in files]  # no index beside them
+    assert list(GRIB_FILES.rglob(f"{files[0].name}.*.idx"))  # cfgrib's index went to GRIB_FILES instead
+
+
+def test_a_file_that_mixes_kinds_of_level_is_refused_naming_what_to_filter_by(tmp_path: Path) -> None:
+    grib_files(tmp_path / "grib", days=1)
+    target = tmp_path / "repo"
+
+    done = icefloe("write", str(tmp_path / "grib" / "*.grib2"), str(target), env=command_env(tmp_path / "home"),
+                   cwd=tmp_path)  # fmt: skip
+
+    assert done.returncode == 2, done.stderr
+    assert "cannot read the GRIB source" in done.stderr
+    assert "filter_by_keys" in done.stderr
+    assert not target.exists()
+
+
+def test_the_flow_writes_a_grib_source_on_s3(s3_target: str, dask_address: str, tmp_path: Path) -> None:
+    files = grib_files(tmp_path / "grib", days=2)
+    prefix = s3_target.removeprefix(f"s3://{BUCKET}/")
+    for path in files:
+        boto3.client("s3").upload_file(str(path), BUCKET, f"{prefix}-source/{path.name}")
+    source = GribSource(paths=f"s3://{BUCKET}/{prefix}-source/day-*.grib2", filter_by_keys=SURFACE)
+
+    write_dataset(repo=s3_target, source=source, options=WriteOptions(dask_address=dask_address))
+
+    xr.testing.assert_equal(written(s3_target), as_cfgrib_reads(files))
+    assert snapshot_count(s3_target) == 2
+
+
+def test_each_block_opens_only_the_files_of_its_region(tmp_path: Path) -> None:
+    """Every other file is moved away while a block is written: a block that touched one would fail."""
+    files = grib_files(tmp_path / "grib", days=3)
+    dataset = GribSource(paths=str(tmp_path / "grib" / "*.grib2"), filter_by_keys=SURFACE).open()
+    session = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "repo"))).writable_session(
+        "main"
+    )
+    jobs = plan_jobs(initialize_dataset(session.store, dataset, DatasetWrite(mode="w")), DAY_BYTES)
+    assert len(jobs) == len(files)
+    shipped = [pickle.dumps(job) for job in jobs]  # what a worker receives
+    dataset.close()
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+
+    forks = []
+    for own, payload in zip(files, shipped, strict=True):
+        for other in files:
+            if other != own:
+                other.rename(hidden / other.name)
+        job: BlockJob = pickle.loads(payload)
+        forks.append(write_block(session.fork(), job.block, job.unit, job.sources, WriteOptions()))
+        for moved in hidden.iterdir():
+            moved.rename(tmp_path / "grib" / moved.name)
+
+    session.merge(*forks)
+    read = xr.open_zarr(session.store, consolidated=False).load()
+    xr.testing.assert_equal(read, as_cfgrib_reads(files))
+
+
+def test_a_failed_run_of_a_grib_source_resumes_writing_only_the_block_that_failed(
+    repo_path: str, dask_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = grib_files(tmp_path / "grib", days=3)
+    source = GribSource(paths=str(tmp_path / "grib" / "*.grib2"), filter_by_keys=SURFACE)
+    fingerprint = source_fingerprint(source)
+    options = WriteOptions(dask_address=dask_address, block_bytes=DAY_BYTES, retries=0)
+
+    def run() -> State[object]:
+        # while ICEFLOE_TEST_HIDE is set, the hook moves the last day's file away once the arrays are initialized
+        hook = "tests.sources:hide_a_file"
+        return write_dataset(repo=repo_path, source=source, options=options, validation_hook=hook, return_state=True)
+
+    monkeypatch.setenv("ICEFLOE_TEST_HIDE", str(files[-1]))
+    assert run().type.value == "FAILED"
+    assert snapshot_count(repo_path) == 1
+    Path(f"{files[-1]}.hidden").rename(files[-1])
+    monkeypatch.delenv("ICEFLOE_TEST_HIDE")
+    assert source_fingerprint(source) == fingerprint  # the same files: the same request
+
+    completed = run()
+
+    assert completed.type.value == "COMPLETED"
+    assert completed.state_details.flow_run_id is not None
+    assert [r.name for r in block_task_runs(completed.state_details.flow_run_id)] == ["write skt+sp[8:12, 0:19, 0:36]"]
+    xr.testing.assert_equal(written(repo_path), as_cfgrib_reads(files))
+    assert snapshot_count(repo_path) == 2
