@@ -18,11 +18,19 @@ browser:
 demo: setup
 	$(UV) run icefloe demo
 
+# The oldest Prefect pyproject.toml admits, in an environment of its own: the contract tests of the Prefect
+# internals icefloe uses (flows/prefect_internals.py) must pass there too.
+OLDEST_PREFECT := .venv-prefect-3.8.8
+
 test: setup browser
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
 	$(UV) run pytest
+	$(UV) venv --quiet --allow-existing $(OLDEST_PREFECT)
+	$(UV) pip install --quiet --compile-bytecode --python $(OLDEST_PREFECT) -e . --group dev \
+		prefect==3.8.8 "fastapi<0.151" "sqlalchemy<2.1"
+	$(OLDEST_PREFECT)/bin/python -m pytest -q -p no:cacheprovider tests/flows/test_prefect_internals.py
 
 bench: setup
 	$(UV) run python -m benchmarks.end_to_end --repeat 5 --temporary-server

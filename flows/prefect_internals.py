@@ -1,6 +1,6 @@
 """Every use icefloe makes of Prefect's private internals, in one place. Each has a contract test
-(tests/flows/test_prefect_internals.py) that fails as soon as a Prefect upgrade moves what it relies on; `prefect`
-is pinned exactly in pyproject.toml for the same reason.
+(tests/flows/test_prefect_internals.py) that fails as soon as a Prefect upgrade moves what it relies on; pyproject.toml
+admits the Prefect releases those tests passed on (3.8.8 to 3.9.x: `make test` runs them on both ends).
 
 - `PrefectDaskClient.submit` serializes the whole run context (all Prefect settings) and tokenizes it for every
   task: ~150-200 ms of flow-process CPU per task on a 2-core machine, which competes with the workers. The context

@@ -235,7 +235,7 @@ def test_a_run_cancelled_from_prefect_commits_nothing_and_the_next_one_resumes_a
     xr.testing.assert_identical(_opened(target), counted(str(tmp_path / "unused"), ntime=192).compute())
 
 
-def test_two_served_runs_appending_to_one_target_take_turns_five_rounds(stack: Stack, s3_env: None) -> None:
+def test_two_served_runs_appending_to_one_target_take_turns_three_rounds(stack: Stack, s3_env: None) -> None:
     target = f"s3://{BUCKET}/writers-{uuid.uuid4().hex}"
     deployment = stack.deployment_id("write-dataset", "write-dataset")
 
@@ -245,14 +245,14 @@ def test_two_served_runs_appending_to_one_target_take_turns_five_rounds(stack: S
 
     first = stack.create_run(deployment, appending(0, 8)).json()["id"]
     assert stack.wait_until_done(first)["state_type"] == "COMPLETED", stack.log_text(first)
-    for round_ in range(5):
+    for round_ in range(3):  # each round ~20 s here: the suite must stay under 20 minutes on 2 cores
         starts = (8 * (1 + 2 * round_), 8 * (2 + 2 * round_))
         runs = [stack.create_run(deployment, appending(s, s + 8, append_dim="time")).json()["id"] for s in starts]
         states = [stack.wait_until_done(run)["state_type"] for run in runs]
         assert states == ["COMPLETED", "COMPLETED"], [stack.log_text(run) for run in runs]
 
-    assert_appends_landed_once(target, list(range(88)))
-    assert len(_snapshots(target)) == 2 + 10
+    assert_appends_landed_once(target, list(range(56)))
+    assert len(_snapshots(target)) == 2 + 6
 
 
 def test_a_failed_run_retried_from_the_ui_writes_only_what_it_had_not_finished(
