@@ -1,6 +1,7 @@
 """Sources with side effects, for provoking failures. Module-level functions, so process workers can import them."""
 
 import os
+import pickle
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,12 +9,16 @@ from typing import Any
 from uuid import uuid4
 
 import dask.array as da
+import icechunk
 import numpy as np
 import xarray as xr
 import zarr
 
 from tasks.errors import InvalidRequestError
+from tasks.records import BlockJob
+from tasks.request import WriteOptions
 from tasks.storage.synthetic import SyntheticDataset
+from tasks.writing.block import write_block
 
 
 def _claim(marker_dir: str, name: str, limit: int) -> bool:
@@ -232,3 +237,23 @@ def chunks_read(marker_dir: Path) -> list[str]:
     """What `counted` computed, as `<variable>-<chunk>`, sorted."""
     read = (p.name.removeprefix("read-").rsplit("-", 1)[0] for p in marker_dir.glob("read-*"))
     return sorted(name for name in read if not name.endswith("?"))  # "?": dask probing the function, no chunk
+
+
+def write_blocks_each_with_only_its_file(
+    session: icechunk.Session, jobs: list[BlockJob], files: list[Path], options: WriteOptions
+) -> list[icechunk.ForkSession]:
+    """Each block (one per file, in order) written as a worker would (from its pickled job) while every other file
+    is moved away: a block that touched one would fail. The blocks' forks."""
+    shipped = [pickle.dumps(job) for job in jobs]  # what a worker receives
+    hidden = files[0].parent.parent / "hidden"
+    hidden.mkdir()
+    forks = []
+    for own, payload in zip(files, shipped, strict=True):
+        for other in files:
+            if other != own:
+                other.rename(hidden / other.name)
+        job: BlockJob = pickle.loads(payload)
+        forks.append(write_block(session.fork(), job.block, job.unit, job.sources, options))
+        for moved in hidden.iterdir():
+            moved.rename(own.parent / moved.name)
+    return forks

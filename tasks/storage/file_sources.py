@@ -94,12 +94,12 @@ def _combined(
     )
 
 
-class NetCDFSource(BaseModel):
-    """NetCDF4/HDF5 files, one or many, combined into one Dataset."""
+class FileSource(BaseModel):
+    """What every kind of file source has: files named by paths, combined along a dimension or by coordinates."""
 
     model_config = FROZEN
 
-    kind: Literal["netcdf"] = "netcdf"
+    kind: str  # each kind narrows it to its own name (and keeps its place, first, in the form)
     paths: str | list[str] = _PATHS
     concat_dim: str | None = _CONCAT_DIM
     variables: list[str] | None = VARIABLES
@@ -111,6 +111,12 @@ class NetCDFSource(BaseModel):
 
     def fingerprint(self) -> str:
         return _files_fingerprint(self.urls(), self.anonymous)
+
+
+class NetCDFSource(FileSource):
+    """NetCDF4/HDF5 files, one or many, combined into one Dataset."""
+
+    kind: Literal["netcdf"] = "netcdf"
 
     def open(self) -> xr.Dataset:
         urls = self.urls()
@@ -131,29 +137,16 @@ class NetCDFSource(BaseModel):
         return None
 
 
-class GribSource(BaseModel):
+class GribSource(FileSource):
     """GRIB 1 and 2 files, one or many (as ECMWF open data, GFS, HRRR and ERA5 arrive), read through cfgrib and
     combined into one Dataset."""
 
-    model_config = FROZEN
-
     kind: Literal["grib"] = "grib"
-    paths: str | list[str] = _PATHS
-    concat_dim: str | None = _CONCAT_DIM
-    variables: list[str] | None = VARIABLES
-    chunks: dict[str, PositiveInt] | None = _CHUNKS
     filter_by_keys: dict[str, str | int | float] | None = Field(
         None,
         description='GRIB keys a message must have to be read, as cfgrib takes them (e.g. {"typeOfLevel": '
         '"surface"}): one Dataset holds one kind of level, so a file that mixes them is read one kind at a time',
     )
-    anonymous: bool = _ANONYMOUS
-
-    def urls(self) -> list[str]:
-        return matched_urls(self.paths, self.anonymous)
-
-    def fingerprint(self) -> str:
-        return _files_fingerprint(self.urls(), self.anonymous)
 
     def open(self) -> xr.Dataset:
         files = [self._on_disk(url) for url in self.urls()]

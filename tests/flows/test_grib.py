@@ -2,7 +2,6 @@
 the files, a block opens only the files of its region, a GRIB source on S3 is read, and a failed run resumes."""
 
 import json
-import pickle
 from pathlib import Path
 
 import boto3
@@ -14,14 +13,12 @@ from prefect.states import State
 from flows.write_dataset import write_dataset
 from tasks.planning.dataset import initialize_dataset
 from tasks.planning.jobs import plan_jobs
-from tasks.records import BlockJob
 from tasks.request import DatasetWrite, WriteOptions
 from tasks.storage.file_sources import GRIB_FILES, GribSource
 from tasks.storage.sources import source_fingerprint
-from tasks.writing.block import write_block
 from tests.conftest import BUCKET, block_task_runs, open_repo, snapshot_count
 from tests.processes import command_env, icefloe
-from tests.sources import grib_files
+from tests.sources import grib_files, write_blocks_each_with_only_its_file
 
 SURFACE = {"typeOfLevel": "surface"}
 DAY_BYTES = 4 * 19 * 36 * 4 * 2  # one file: 4 steps of two float32 variables
@@ -85,20 +82,9 @@ def test_each_block_opens_only_the_files_of_its_region(tmp_path: Path) -> None:
     )
     jobs = plan_jobs(initialize_dataset(session.store, dataset, DatasetWrite(mode="w")), DAY_BYTES)
     assert len(jobs) == len(files)
-    shipped = [pickle.dumps(job) for job in jobs]  # what a worker receives
     dataset.close()
-    hidden = tmp_path / "hidden"
-    hidden.mkdir()
 
-    forks = []
-    for own, payload in zip(files, shipped, strict=True):
-        for other in files:
-            if other != own:
-                other.rename(hidden / other.name)
-        job: BlockJob = pickle.loads(payload)
-        forks.append(write_block(session.fork(), job.block, job.unit, job.sources, WriteOptions()))
-        for moved in hidden.iterdir():
-            moved.rename(tmp_path / "grib" / moved.name)
+    forks = write_blocks_each_with_only_its_file(session, jobs, files, WriteOptions())
 
     session.merge(*forks)
     read = xr.open_zarr(session.store, consolidated=False).load()

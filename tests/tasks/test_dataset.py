@@ -17,7 +17,7 @@ from tasks.request import DatasetWrite, WriteOptions
 from tasks.storage.file_sources import NetCDFSource
 from tasks.storage.synthetic import SyntheticDataset
 from tasks.writing.block import write_block
-from tests.sources import netcdf_files
+from tests.sources import netcdf_files, write_blocks_each_with_only_its_file
 
 SOURCE = SyntheticDataset(ntime=48, nlat=10, nlon=20, variables=("t2m", "u10", "v10"), time_chunk=12)
 
@@ -41,21 +41,10 @@ def test_variables_with_the_same_dimensions_share_each_block(tmp_path: Path) -> 
 def test_each_block_opens_only_the_files_of_its_region(tmp_path: Path) -> None:
     """Every other file is moved away while a block is written: a block that touched one would fail."""
     session, dataset, jobs = _planned(tmp_path, block_bytes=12 * 10 * 20 * 4 * 3)
-    shipped = [pickle.dumps(job) for job in jobs]  # what a worker receives
     dataset.close()  # no file stays open (or cached) in this process
     files = sorted((tmp_path / "files").glob("*.nc"))
-    hidden = tmp_path / "hidden"
-    hidden.mkdir()
 
-    forks = []
-    for own, payload in zip(files, shipped, strict=True):
-        for other in files:
-            if other != own:
-                other.rename(hidden / other.name)
-        job: BlockJob = pickle.loads(payload)
-        forks.append(write_block(session.fork(), job.block, job.unit, job.sources, WriteOptions(piece_bytes=2**20)))
-        for moved in hidden.iterdir():
-            moved.rename(tmp_path / "files" / moved.name)
+    forks = write_blocks_each_with_only_its_file(session, jobs, files, WriteOptions(piece_bytes=2**20))
 
     session.merge(*forks)
     written = xr.open_zarr(session.store, consolidated=False).compute()
