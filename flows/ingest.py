@@ -33,8 +33,8 @@ def ingest(
 
     Args:
         repo: Target repository: a local path or s3://bucket/prefix (S3 endpoint and keys from the environment).
-        source: Where new data comes from: NetCDF files, a Zarr store, an Icechunk repository or a Python function
-            (its "kind" says which).
+        source: Where new data comes from: NetCDF or GRIB files, a Zarr store, an Icechunk repository or a Python
+            function (its "kind" says which).
         group: Group inside the repository; default: the root.
         time_dim: Dimension to ingest along.
         overlap: Source steps the target already holds: skip (the default: append only the newer ones), refuse

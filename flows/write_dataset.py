@@ -48,8 +48,8 @@ def write_dataset(
 
     Args:
         repo: Target repository: a local path or s3://bucket/prefix (S3 endpoint and keys from the environment).
-        source: What to write: NetCDF files, a Zarr store, an Icechunk repository, a Python function or the
-            synthetic dataset (its "kind" says which).
+        source: What to write: NetCDF or GRIB files, a Zarr store, an Icechunk repository, a Python function or
+            the synthetic dataset (its "kind" says which).
         group: Group inside the repository; default: the root.
         mode: As in to_zarr: w (overwrite), w- (create, fail if it exists), a (append or add variables),
             a- (append only variables that have append_dim), r+ (change values only). Default: w-, or a with

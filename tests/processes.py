@@ -54,10 +54,11 @@ def processes() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     try:
         yield start
     finally:
+        # one after the other, the last started first: a served process (Prefect 3.9's runner) pauses its
+        # deployments through the API as it stops, and waited out the whole timeout when the server stopped with it
         for process in reversed(started):
             with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-        for process in reversed(started):
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -48,7 +48,7 @@ class Case:
 
 CLI_CASES = {
     "source-json-bad-value": Case(["write", small(ntime=0), "{new}"], ["source", "ntime", "greater than 0"]),
-    "source-json-unknown-kind": Case(["write", '{"kind": "grib"}', "{new}"], ["kind", "'grib'", "netcdf", "zarr"]),
+    "source-json-unknown-kind": Case(["write", '{"kind": "csv"}', "{new}"], ["kind", "'csv'", "netcdf", "grib"]),
     "source-json-unknown-field": Case(["write", small(colour=1), "{new}"], ["source", "colour", "not permitted"]),
     "source-json-malformed": Case(["write", '{"kind": "synthetic",', "{new}"], ["source", "JSON"]),
     "source-glob-matches-nothing": Case(["write", "{new}-nothing/*.nc", "{new}"], ["matches no file"]),
