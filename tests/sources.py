@@ -85,8 +85,8 @@ def killing_worker(source: da.Array, marker_dir: str, times: int) -> da.Array:
     return source.map_blocks(_kill_worker, marker_dir, times, dtype=source.dtype)
 
 
-def synthetic(ntime: int, seed: int = 0) -> xr.Dataset:
-    """A callable source: `tests.sources:synthetic` with keywords, as a deployment would name it."""
+def synthetic(ntime: int = 48, seed: int = 0) -> xr.Dataset:
+    """A callable source: `tests.sources:synthetic` with keywords (or none), as a deployment would name it."""
     return SyntheticDataset(ntime=ntime, nlat=19, nlon=36, time_chunk=24, seed=seed).open()
 
 

@@ -222,7 +222,10 @@ def test_the_python_api_refuses_before_writing(name: str, prefect_api: None, tmp
 
 
 REST_REFUSED = {  # parameters the API refuses outright (no flow run is created), and what its answer names
-    "rest-source-without-paths": ({"repo": "s3://b/r", "source": {"kind": "netcdf"}}, ["source", "not valid"]),
+    "rest-source-without-paths": (
+        {"repo": "s3://b/r", "source": {"kind": "netcdf"}},
+        ["source", "'paths' is a required property"],
+    ),
     "rest-unknown-mode": ({"repo": "s3://b/r", "source": SMALL, "mode": "overwrite"}, ["mode"]),
     "rest-missing-repo": ({"source": SMALL}, ["repo"]),
     "rest-unknown-option": ({"repo": "s3://b/r", "source": SMALL, "options": {"bogus": 1}}, ["bogus"]),

@@ -116,6 +116,8 @@ class FileSource(BaseModel):
 class NetCDFSource(FileSource):
     """NetCDF4/HDF5 files, one or many, combined into one Dataset."""
 
+    model_config = FROZEN | ConfigDict(title="NetCDF files")
+
     kind: Literal["netcdf"] = "netcdf"
 
     def open(self) -> xr.Dataset:
@@ -140,6 +142,8 @@ class NetCDFSource(FileSource):
 class GribSource(FileSource):
     """GRIB 1 and 2 files, one or many (as ECMWF open data, GFS, HRRR and ERA5 arrive), read through cfgrib and
     combined into one Dataset."""
+
+    model_config = FROZEN | ConfigDict(title="GRIB files")
 
     kind: Literal["grib"] = "grib"
     filter_by_keys: dict[str, str | int | float] | None = Field(

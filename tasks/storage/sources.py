@@ -5,19 +5,13 @@ of its own region, so it opens only the files (or objects) that region needs, wh
 S3 endpoint and credentials come from the environment, as for targets.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 import fsspec
 import icechunk
 import xarray as xr
-from pydantic import (
-    BaseModel,
-    Field,
-    PlainSerializer,
-    PlainValidator,
-    WithJsonSchema,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import InvalidRequestError
 from tasks.storage.callables import CALLABLE_PATTERN, import_function
@@ -29,6 +23,7 @@ from tasks.storage.file_sources import (
     files_state,
     select_variables,
 )
+from tasks.storage.source_form import OneForm
 from tasks.storage.synthetic import SyntheticDataset
 from tasks.storage.target import repository_storage, storage_options
 
@@ -36,7 +31,7 @@ from tasks.storage.target import repository_storage, storage_options
 class ZarrSource(BaseModel):
     """A Zarr store (v2 or v3), local or remote."""
 
-    model_config = FROZEN
+    model_config = FROZEN | ConfigDict(title="Zarr store")
 
     kind: Literal["zarr"] = "zarr"
     url: str = Field(description="Local path, s3://bucket/prefix or http(s)://", min_length=1)
@@ -61,7 +56,7 @@ class ZarrSource(BaseModel):
 class IcechunkSource(BaseModel):
     """Another Icechunk repository, at a branch (default main), a tag or a snapshot."""
 
-    model_config = FROZEN
+    model_config = FROZEN | ConfigDict(title="Icechunk repository")
 
     kind: Literal["icechunk"] = "icechunk"
     repo: str = Field(description="Local path or s3://bucket/prefix", min_length=1)
@@ -99,7 +94,7 @@ class IcechunkSource(BaseModel):
 class CallableSource(BaseModel):
     """A Python function that returns a lazy (dask-backed) Dataset, named as package.module:function."""
 
-    model_config = FROZEN
+    model_config = FROZEN | ConfigDict(title="Python function")
 
     kind: Literal["callable"] = "callable"
     function: str = Field(pattern=CALLABLE_PATTERN, description="package.module:function, importable by the flow")
@@ -132,17 +127,20 @@ InMemoryDataset = Annotated[
     xr.Dataset,
     PlainValidator(_check_dataset),
     PlainSerializer(describe_dataset, when_used="json"),
-    # no JSON value is an in-memory Dataset: a deployment's parameter schema must not accept one
-    WithJsonSchema({"not": {}, "description": "an xarray Dataset (Python callers only)"}),
+    # no JSON value is an in-memory Dataset: a deployment's parameter schema (and its form) shows the named ones only
+    SkipJsonSchema(),
 ]
 
 type NamedSource = Annotated[
     NetCDFSource | GribSource | ZarrSource | IcechunkSource | CallableSource | SyntheticDataset,
     Field(discriminator="kind"),
+    OneForm(NetCDFSource, GribSource, ZarrSource, IcechunkSource, CallableSource, SyntheticDataset),
 ]
 """A source a deployment can name in JSON; `kind` says which."""
 
-type DatasetSource = NamedSource | InMemoryDataset
+# a plain alias, not a `type` statement: a definition of its own would put a second $ref between the parameter and
+# the kinds, and Prefect's form shows a JSON editor for a $ref to a $ref
+DatasetSource: TypeAlias = NamedSource | InMemoryDataset  # noqa: UP040 - see above
 
 
 def source_fingerprint(source: DatasetSource) -> str:

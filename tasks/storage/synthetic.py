@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 class SyntheticDataset(BaseModel):
     """A deterministic (time, lat, lon) dataset: smooth fields plus seeded noise, coordinates and attributes."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Synthetic dataset")
 
     kind: Literal["synthetic"] = "synthetic"
     ntime: PositiveInt = Field(24, description="Time steps")
@@ -24,7 +24,7 @@ class SyntheticDataset(BaseModel):
     time_chunk: PositiveInt = Field(24, description="Dask chunk along time")
     start: str = Field("2020-01-01", description="First time step")
     freq: str = Field("1h", description="Time step, a pandas frequency")
-    seed: int = 0
+    seed: int = Field(0, description="Seed of the noise")
 
     def open(self) -> xr.Dataset:
         time = pd.date_range(self.start, periods=self.ntime, freq=self.freq)

@@ -1,24 +1,31 @@
-"""A user in a browser: headless Chromium opens the served stack's Prefect UI, goes to the `write-dataset`
-deployment, starts a custom run from its form (a NetCDF file into an S3 target), opens the run's page, waits until
-it says Completed and finds there the run's task runs and artifacts. The REST API and the repository then agree:
-the run completed and committed the file's data as the repository's one new snapshot.
+"""A user in a browser: headless Chromium opens the served stack's Prefect UI and starts runs from the deployments'
+forms, filling fields and never typing JSON: a `write-dataset` run for each kind of source (NetCDF files, a Zarr
+store, an Icechunk repository, the synthetic dataset, a Python function), chosen from the source's Kind list, and an
+`ingest` run.
+One of them is followed on its page until it says Completed, with its task runs and artifacts. Then the REST API
+and the repositories agree: every run completed and committed its source's data as one new snapshot.
 
-The source is a NetCDF file because that is the `source` union's first form: Prefect 3.8.8's form, switched to
-another of the union's tabs (the synthetic dataset), keeps the first form's defaults in the value, which the
-schema then refuses."""
+Each form, filled, is kept as a screenshot in test-artifacts/ (ui-form-<name>.png), and the run page as
+ui-run-page.png. Every run's kind is chosen after NetCDF paths were filled, as by a user who changes their mind:
+what the form holds for other kinds is dropped (tasks/storage/source_form.py says why the source is one form)."""
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+import icechunk
 import pytest
 import xarray as xr
-from playwright.sync_api import Page, expect, sync_playwright
+from icechunk.xarray import to_icechunk
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from tests.conftest import BUCKET, open_repo
 from tests.deployments.stack import Stack
+from tests.sources import steps, synthetic
 
 CHROMIUM = Path("/usr/bin/chromium")
 # without the background-networking flags chromium keeps calling Google's services, which this network refuses
@@ -36,18 +43,19 @@ pytestmark = [
     ),
 ]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui-run-page.png"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SCREENSHOT = ARTIFACTS / "ui-run-page.png"
 SMALL = {"kind": "synthetic", "ntime": 48, "nlat": 19, "nlon": 36, "time_chunk": 24}
 ACTION_MS, RUN_MS = 60_000, 300_000  # 2 cores run the whole stack and the browser
 
 TASK_RUNS = ["initialize", "merge-and-commit"]  # the stages, besides a `write ...` task run per block
 
 
-def _keep(page: Page) -> None:
+def _keep(page: Page, path: Path = SCREENSHOT) -> None:
     """The page as the test last saw it, screenshot and HTML, for a person to look at."""
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOT, full_page=True)
-    SCREENSHOT.with_suffix(".html").write_text(page.content())
+    path.parent.mkdir(exist_ok=True)
+    page.screenshot(path=path, full_page=True)
+    path.with_suffix(".html").write_text(page.content())
 
 
 @contextmanager
@@ -72,80 +80,177 @@ def _browser(origin: str) -> Iterator[Page]:
             browser.close()
 
 
-def _submit(page: Page) -> None:
-    """Submit the run form until the notice that the run was created shows. The API answers 503 while its SQLite
-    is busy (2 cores run the whole stack): the user sees an error notice, waits for it to go, and submits again."""
+@dataclass(frozen=True)
+class FormRun:
+    """A run started from a deployment's form: the source's kind to choose and the fields to fill (label: text),
+    and the Dataset the target must hold afterwards."""
+
+    name: str
+    deployment: str
+    target: str
+    kind: str
+    fields: dict[str, str]
+    expected: Callable[[], xr.Dataset]
+    snapshots: int = 2  # on main afterwards: a new target's first (the repository's) and the run's
+
+
+def _open_form(page: Page, origin: str, deployment: str) -> None:
+    """Deployments, the deployment's page, Run, Custom run: its form, loaded."""
+    page.goto(origin)  # the server sends a new browser on to its default UI
+    page.get_by_role("link", name="Deployments", exact=True).click()
+    # its row links the deployment and its flow, both named alike, in an order that varies as it loads
+    link = page.get_by_role("link", name=deployment, exact=True)
+    link.and_(page.locator("[href*='/deployments/deployment/']")).first.click()
+    expect(page).to_have_url(re.compile(r"/deployments/deployment/"))
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Custom run", exact=True).click()
+    expect(page.get_by_label("Run Name", exact=True)).not_to_have_value("")  # the form fills itself in once loaded
+    expect(page.get_by_label("repo", exact=True)).to_be_visible()
+
+
+def _fill(page: Page, run: FormRun) -> None:
+    page.get_by_label("Run Name", exact=True).fill(run.name)
+    page.get_by_label("repo", exact=True).fill(run.target)
+    # NetCDF files first, their paths filled, then the run's own kind: as a user who changes their mind
+    _choose_kind(page, "netcdf")
+    _paths(page).fill("/data/to/be/replaced/*.nc")
+    _choose_kind(page, run.kind)
+    for label, text in run.fields.items():
+        field = _paths(page) if label == "Paths" else page.get_by_label(f"{label} (Optional)", exact=True)
+        field.fill(text)
+    _keep(page, ARTIFACTS / f"ui-form-{run.name.split('-')[0]}.png")
+
+
+def _choose_kind(page: Page, kind: str) -> None:
+    select = page.get_by_role("button", name="Select Kind", exact=True)
+    select.click()
+    page.get_by_role("option", name=kind, exact=True).click()
+    expect(select).to_have_text(kind)
+
+
+def _paths(page: Page) -> Locator:
+    # the Paths label names its field's tabs (str | list), not the text box under them
+    return page.get_by_text("Paths (Optional)", exact=True).locator("xpath=following::textarea[1]")
+
+
+def _submit(page: Page) -> str:
+    """Submit the run form until the notice that the run was created shows, and the new run's id. The API answers
+    503 while its SQLite is busy (2 cores run the whole stack): the user sees an error notice, waits for it to go,
+    and submits again."""
     created = page.get_by_role("link", name="View run", exact=True)
     busy = page.get_by_text("error while creating flow run")
     for _ in range(10):
         page.get_by_role("button", name="Submit", exact=True).click()
         expect(created.or_(busy).first).to_be_visible()
         if created.is_visible():
-            return
+            break
         expect(busy).to_have_count(0)
-    expect(created).to_be_visible()
+    href = created.first.get_attribute("href") or ""
+    return re.search(r"/flow-run/([0-9a-f-]{36})", href).group(1)  # type: ignore[union-attr]
 
 
-def test_a_run_started_from_the_deployments_form_shows_completed_with_its_task_runs_and_artifacts(
+def _follow(page: Page, run_id: str, name: str, target: str) -> None:
+    """The run's page: Completed, its progress artifact, its task runs by stage, and its summary naming the commit."""
+    page.get_by_role("link", name="View run", exact=True).click()  # in the notice that the run was created
+    expect(page).to_have_url(re.compile(run_id))
+    expect(page).to_have_title(re.compile(re.escape(name)))
+    # the run's state badge: on the first tab (logs) no other text of the page is exactly a state's name
+    final_state = page.get_by_role("main").get_by_text(re.compile(r"^(Completed|Failed|Crashed|Cancelled)$"))
+    expect(final_state.first).to_be_visible(timeout=RUN_MS)
+    expect(final_state.first).to_have_text("Completed")
+
+    page.get_by_role("tab", name="Artifacts").click()
+    expect(page.get_by_text(re.compile(r"^progress$", re.IGNORECASE))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^blocks written of \d+$"))).to_be_visible()
+    page.get_by_role("tab", name="Task Runs").click()
+    expect(page.get_by_role("link", name=re.compile(r"^write ")).first).to_be_visible()
+    for task_run in TASK_RUNS:
+        expect(page.get_by_role("link", name=task_run, exact=True)).to_be_visible()
+    _keep(page)
+
+    # the summary's text is on its artifact's page: the card opens it (Prefect 3.9's UI), or the key's page,
+    # which lists its versions, each named by its id (3.8's)
+    page.get_by_role("tab", name="Artifacts").click()
+    page.get_by_text(re.compile(r"^markdown$", re.IGNORECASE)).click()
+    expect(page).to_have_url(re.compile(r"/artifacts/(key|artifact)/"))
+    if "/artifacts/key/" in page.url:
+        page.get_by_role("link", name=re.compile(r"^[0-9a-f]{8}$")).click()
+    expect(page.get_by_text("committed snapshot").first).to_be_visible()
+    expect(page.get_by_text(open_repo(target).lookup_branch("main")).first).to_be_visible()  # the new snapshot
+
+
+def _committed(target: str) -> xr.Dataset:
+    return xr.open_zarr(open_repo(target).readonly_session("main").store, consolidated=False).compute()
+
+
+@contextmanager
+def _schedule_paused(stack: Stack, deployment_id: str) -> Iterator[None]:
+    """The stack's ingest runs every 10 s, one at a time, a new one cancelled while another works: paused (its
+    scheduled runs deleted), a run started from the form cannot be cancelled by one."""
+    httpx.post(f"{stack.api}/deployments/{deployment_id}/pause_deployment").raise_for_status()
+    try:
+        yield
+    finally:
+        httpx.post(f"{stack.api}/deployments/{deployment_id}/resume_deployment").raise_for_status()
+
+
+def test_runs_started_from_the_deployments_forms_for_every_kind_of_source_complete_with_the_sources_data(
     stack: Stack, s3_env: None, tmp_path: Path
 ) -> None:
     from tasks.storage.synthetic import SyntheticDataset
 
-    netcdf = tmp_path / "small.nc"
-    SyntheticDataset(**SMALL).open().to_netcdf(netcdf, engine="h5netcdf")
-    target, name = f"s3://{BUCKET}/ui-{uuid.uuid4().hex}", f"ui-{uuid.uuid4().hex[:8]}"
+    small = SyntheticDataset(**SMALL).open()
+    netcdf, zarr_store = tmp_path / "small.nc", tmp_path / "small.zarr"
+    small.to_netcdf(netcdf, engine="h5netcdf")
+    small.to_zarr(zarr_store, consolidated=False)
+    icechunk_source = tmp_path / "source-repository"
+    session = icechunk.Repository.create(icechunk.local_filesystem_storage(str(icechunk_source))).writable_session(
+        "main"
+    )
+    to_icechunk(synthetic(48, seed=1), session)
+    session.commit("the source")
+    # the ingest: a target holding day one, and a day's NetCDF file for each of two days
+    ingest_target, days = str(tmp_path / "ingest-target"), tmp_path / "days"
+    days.mkdir()
+    for day in (0, 1):
+        steps(24 * day, 24 * (day + 1)).to_netcdf(days / f"day-{day}.nc", engine="h5netcdf")
+    session = icechunk.Repository.create(icechunk.local_filesystem_storage(ingest_target)).writable_session("main")
+    to_icechunk(steps(0, 24), session)
+    session.commit("day one")
+
+    suffix = uuid.uuid4().hex[:8]
+    runs = [
+        FormRun(f"netcdf-{suffix}", "write-dataset", f"s3://{BUCKET}/ui-{suffix}", "netcdf",
+                {"Paths": str(netcdf)}, lambda: small),
+        FormRun(f"zarr-{suffix}", "write-dataset", str(tmp_path / "from-zarr"), "zarr",
+                {"Url": str(zarr_store)}, lambda: small),
+        FormRun(f"icechunk-{suffix}", "write-dataset", str(tmp_path / "from-icechunk"), "icechunk",
+                {"Repo": str(icechunk_source)}, lambda: synthetic(48, seed=1)),
+        FormRun(f"synthetic-{suffix}", "write-dataset", str(tmp_path / "from-synthetic"), "synthetic",
+                {"Ntime": "48", "Nlat": "19", "Nlon": "36", "Time Chunk": "24"}, lambda: small),
+        FormRun(f"callable-{suffix}", "write-dataset", str(tmp_path / "from-callable"), "callable",
+                {"Function": "tests.sources:synthetic"}, lambda: synthetic(48)),
+        FormRun(f"ingest-{suffix}", "ingest", ingest_target, "netcdf",
+                {"Paths": str(days / "day-*.nc")}, lambda: steps(0, 48), snapshots=3),
+    ]  # fmt: skip
     origin = stack.api.removesuffix("/api")
+    started: dict[str, str] = {}
+    with _schedule_paused(stack, stack.deployment_id("ingest", "ingest")), _browser(origin) as page:
+        for run in reversed(runs):  # the NetCDF run last: its page is the one followed
+            _open_form(page, origin, run.deployment)
+            _fill(page, run)
+            started[run.name] = _submit(page)
+        first = runs[0]
+        _follow(page, started[first.name], first.name, first.target)
 
-    with _browser(origin) as page:
-        page.goto(origin)  # the server sends a new browser on to its default UI
-        page.get_by_role("link", name="Deployments", exact=True).click()
-        # its row links the deployment and its flow, both named write-dataset, in an order that varies as it loads
-        deployment = page.get_by_role("link", name="write-dataset", exact=True)
-        deployment.and_(page.locator("[href*='/deployments/deployment/']")).first.click()
-        expect(page).to_have_url(re.compile(r"/deployments/deployment/"))
-        page.get_by_role("button", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Custom run", exact=True).click()
-        run_name = page.get_by_label("Run Name", exact=True)
-        expect(run_name).not_to_have_value("")  # the form fills itself in (a name) once loaded
-        run_name.fill(name)
-        page.get_by_label("repo", exact=True).fill(target)
-        # the Paths label names its field's tabs (str | list), not the text box under them
-        page.get_by_text("Paths", exact=True).locator("xpath=following::textarea[1]").fill(str(netcdf))
-        _submit(page)
-        page.get_by_role("link", name="View run", exact=True).click()  # in the notice that the run was created
+        for run in runs:
+            done = stack.wait_until_done(started[run.name], timeout=300)
+            assert done["state_type"] == "COMPLETED", (run.name, stack.log_text(started[run.name]))
+            assert done["name"] == run.name
+            assert done["deployment_id"] == stack.deployment_id(run.deployment, run.deployment)
 
-        expect(page).to_have_title(re.compile(re.escape(name)))
-        run_id = re.search(r"/flow-run/([0-9a-f-]{36})", page.url).group(1)  # type: ignore[union-attr]
-        # the run's state badge: on the first tab (logs) no other text of the page is exactly a state's name
-        final_state = page.get_by_role("main").get_by_text(re.compile(r"^(Completed|Failed|Crashed|Cancelled)$"))
-        expect(final_state.first).to_be_visible(timeout=RUN_MS)
-        expect(final_state.first).to_have_text("Completed")
-
-        page.get_by_role("tab", name="Artifacts").click()
-        expect(page.get_by_text(re.compile(r"^progress$", re.IGNORECASE))).to_be_visible()
-        expect(page.get_by_text(re.compile(r"^blocks written of \d+$"))).to_be_visible()
-        page.get_by_role("tab", name="Task Runs").click()
-        expect(page.get_by_role("link", name=re.compile(r"^write ")).first).to_be_visible()
-        for task_run in TASK_RUNS:
-            expect(page.get_by_role("link", name=task_run, exact=True)).to_be_visible()
-        _keep(page)
-
-        # the summary's text is on its artifact's page: the card opens it (Prefect 3.9's UI), or the key's page,
-        # which lists its versions, each named by its id (3.8's)
-        page.get_by_role("tab", name="Artifacts").click()
-        page.get_by_text(re.compile(r"^markdown$", re.IGNORECASE)).click()
-        expect(page).to_have_url(re.compile(r"/artifacts/(key|artifact)/"))
-        if "/artifacts/key/" in page.url:
-            page.get_by_role("link", name=re.compile(r"^[0-9a-f]{8}$")).click()
-        expect(page.get_by_text("committed snapshot").first).to_be_visible()
-        expect(page.get_by_text(open_repo(target).lookup_branch("main")).first).to_be_visible()  # the new snapshot
-
-    run = stack.wait_until_done(run_id, timeout=60)
-    assert run["state_type"] == "COMPLETED", stack.log_text(run_id)
-    assert (run["name"], run["deployment_id"]) == (name, stack.deployment_id("write-dataset", "write-dataset"))
-    assert (run["parameters"]["repo"], run["parameters"]["source"]["paths"]) == (target, str(netcdf))
-    repo = open_repo(target)
-    assert len(list(repo.ancestry(branch="main"))) == 2  # the repository's first snapshot and the run's one
-    landed = xr.open_zarr(repo.readonly_session("main").store, consolidated=False).compute()
-    with xr.open_dataset(netcdf, engine="h5netcdf") as source:
-        xr.testing.assert_identical(landed, source.compute())
+    source = stack.wait_until_done(started[first.name])["parameters"]["source"]
+    assert (source["kind"], source["paths"]) == ("netcdf", str(netcdf))
+    for run in runs:
+        assert len(list(open_repo(run.target).ancestry(branch="main"))) == run.snapshots, run.name
+        xr.testing.assert_identical(_committed(run.target), run.expected().compute())
