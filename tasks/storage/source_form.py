@@ -48,7 +48,10 @@ class OneForm:
         model = self.kinds.get(str(value.get("kind"))) if isinstance(value, dict) else None
         if model is None:
             return value
-        others = {name: other for other in self.kinds.values() for name in other.model_fields}
+        others: dict[str, list[type[BaseModel]]] = {}
+        for other in self.kinds.values():
+            for name in other.model_fields:
+                others.setdefault(name, []).append(other)
         kept = {}
         for name, field_value in value.items():
             if name in model.model_fields:
@@ -56,9 +59,9 @@ class OneForm:
                     kept[name] = field_value
             elif name not in others:
                 kept[name] = field_value  # a typo: refused by the model, naming it
-            elif field_value not in (None, _default(others[name], name)):
-                log.warning("ignored %s=%r: a field of %s sources, not of %s", name, field_value,
-                            others[name].model_fields["kind"].default, _kind(model))  # fmt: skip
+            elif field_value not in (None, *(_default(other, name) for other in others[name])):
+                kinds = " and ".join(_kind(other) for other in others[name])
+                log.warning("ignored %s=%r: a field of %s sources, not of %s", name, field_value, kinds, _kind(model))
         return kept
 
     def json_schema(self) -> JsonSchemaValue:

@@ -116,3 +116,21 @@ def test_named_sources_travel_as_json_and_say_their_kind() -> None:
         assert adapter.validate_json(adapter.dump_json(source)) == source
     with pytest.raises(ValidationError, match="callable"):
         adapter.validate_python({"kind": "callable", "function": "not a reference"})
+
+
+def test_a_form_filled_for_one_kind_after_another_is_that_kind_and_a_typo_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    adapter: TypeAdapter[NamedSource] = TypeAdapter(NamedSource)
+    # what Prefect's form sends: every field's default, the kind chosen last, NetCDF paths typed before it
+    form = {name: prop.get("default") for name, prop in adapter.json_schema()["properties"].items()}
+    form |= {"kind": "zarr", "url": "s3://b/x.zarr", "paths": "/data/*.nc"}
+
+    assert adapter.validate_python(form) == ZarrSource(url="s3://b/x.zarr")
+    assert "ignored paths='/data/*.nc': a field of netcdf and grib sources, not of zarr" in caplog.text
+    form |= {"kind": "synthetic", "ntime": 48}
+    assert adapter.validate_python(form) == SyntheticDataset(ntime=48)  # variables None: the synthetic default
+    with pytest.raises(ValidationError, match="grup"):
+        adapter.validate_python({"kind": "zarr", "url": "s3://b/x.zarr", "grup": None})
+    with pytest.raises(ValidationError, match="url"):
+        adapter.validate_python({"kind": "zarr", "paths": "/data/*.nc"})
