@@ -5,8 +5,7 @@ created where there was none, nothing that trips the next run."""
 
 import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,7 @@ from flows.write_dataset import write_dataset
 from tasks.errors import ChunkAlignmentError, InvalidRequestError, OverlappingWritesError, ValidationHookError
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 from tasks.storage.synthetic import SyntheticDataset
-from tasks.storage.target import target_exists
-from tests.conftest import BUCKET, S3_ENV, open_repo
-from tests.deployments.stack import Stack, served_stack
+from tests.conftest import open_repo
 from tests.processes import command_env, icefloe
 from tests.sources import netcdf_files
 
@@ -219,61 +216,3 @@ def test_the_python_api_refuses_before_writing(name: str, prefect_api: None, tmp
     for fragment in says:
         assert fragment in str(raised.value), str(raised.value)
     assert not target.exists(), f"{target} was created"
-
-
-REST_REFUSED = {  # parameters the API refuses outright (no flow run is created), and what its answer names
-    "rest-source-without-paths": (
-        {"repo": "s3://b/r", "source": {"kind": "netcdf"}},
-        ["source", "'paths' is a required property"],
-    ),
-    "rest-unknown-mode": ({"repo": "s3://b/r", "source": SMALL, "mode": "overwrite"}, ["mode"]),
-    "rest-missing-repo": ({"source": SMALL}, ["repo"]),
-    "rest-unknown-option": ({"repo": "s3://b/r", "source": SMALL, "options": {"bogus": 1}}, ["bogus"]),
-}
-REST_FAILED = {  # parameters that pass the schema; the run fails before writing, and its state says why
-    "rest-hook-refuses": ({"validation_hook": "tests.sources:refuse_everything"}, ["refuse_everything"]),
-    "rest-branch-missing": ({"branch": "nope"}, ["'nope'", "main"]),
-    "rest-encoding-chunk-zero": ({"encoding": {"t2m": {"chunks": [0, 19, 36]}}}, ["'t2m'", "positive"]),
-}
-
-
-@pytest.fixture(scope="module")
-def stack(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with served_stack(s3_endpoint, tmp_path_factory.mktemp("stack-logs")) as stack:
-        yield stack
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(REST_REFUSED))
-def test_the_rest_api_refuses_bad_parameters_and_starts_nothing(name: str, stack: Stack) -> None:
-    parameters, says = REST_REFUSED[name]
-    deployment = stack.deployment_id("write-dataset", "write-dataset")
-    before = len(stack.runs_of(deployment))
-
-    response = stack.create_run(deployment, parameters)
-
-    assert response.status_code in (409, 422), response.text
-    for fragment in says:
-        assert fragment in response.text, response.text
-    assert len(stack.runs_of(deployment)) == before
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", list(REST_FAILED))
-def test_a_rest_run_with_a_bad_request_fails_saying_why_and_creates_nothing(
-    name: str, stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    changes, says = REST_FAILED[name]
-    for key in (*S3_ENV, "AWS_ENDPOINT_URL"):
-        monkeypatch.setenv(key, stack.env[key])
-    target = f"s3://{BUCKET}/refused-{uuid.uuid4().hex}"
-    deployment = stack.deployment_id("write-dataset", "write-dataset")
-
-    response = stack.create_run(deployment, {"repo": target, "source": SMALL, **changes})
-
-    assert response.status_code == 201, response.text
-    run = stack.wait_until_done(response.json()["id"])
-    assert run["state_type"] == "FAILED", stack.log_text(run["id"])
-    for fragment in says:
-        assert fragment in run["state"]["message"], run["state"]["message"]
-    assert not target_exists(target)

@@ -1,0 +1,61 @@
+"""The bad-input catalogue's REST part (the rest is tests/test_bad_inputs.py), against the served stack: parameters
+the API refuses outright create no run; parameters that pass the schema make a run that fails before writing,
+its state saying why."""
+
+import uuid
+
+import pytest
+
+from tasks.storage.target import target_exists
+from tests.conftest import BUCKET
+from tests.deployments.stack import Stack
+from tests.test_bad_inputs import SMALL
+
+REST_REFUSED = {  # parameters the API refuses outright (no flow run is created), and what its answer names
+    "rest-source-without-paths": (
+        {"repo": "s3://b/r", "source": {"kind": "netcdf"}},
+        ["source", "'paths' is a required property"],
+    ),
+    "rest-unknown-mode": ({"repo": "s3://b/r", "source": SMALL, "mode": "overwrite"}, ["mode"]),
+    "rest-missing-repo": ({"source": SMALL}, ["repo"]),
+    "rest-unknown-option": ({"repo": "s3://b/r", "source": SMALL, "options": {"bogus": 1}}, ["bogus"]),
+}
+REST_FAILED = {  # parameters that pass the schema; the run fails before writing, and its state says why
+    "rest-hook-refuses": ({"validation_hook": "tests.sources:refuse_everything"}, ["refuse_everything"]),
+    "rest-branch-missing": ({"branch": "nope"}, ["'nope'", "main"]),
+    "rest-encoding-chunk-zero": ({"encoding": {"t2m": {"chunks": [0, 19, 36]}}}, ["'t2m'", "positive"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(REST_REFUSED))
+def test_the_rest_api_refuses_bad_parameters_and_starts_nothing(name: str, stack: Stack) -> None:
+    parameters, says = REST_REFUSED[name]
+    deployment = stack.deployment_id("write-dataset", "write-dataset")
+    before = len(stack.runs_of(deployment))
+
+    response = stack.create_run(deployment, parameters)
+
+    assert response.status_code in (409, 422), response.text
+    for fragment in says:
+        assert fragment in response.text, response.text
+    assert len(stack.runs_of(deployment)) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(REST_FAILED))
+def test_a_rest_run_with_a_bad_request_fails_saying_why_and_creates_nothing(
+    name: str, stack: Stack, s3_env: None
+) -> None:
+    changes, says = REST_FAILED[name]
+    target = f"s3://{BUCKET}/refused-{uuid.uuid4().hex}"
+    deployment = stack.deployment_id("write-dataset", "write-dataset")
+
+    response = stack.create_run(deployment, {"repo": target, "source": SMALL, **changes})
+
+    assert response.status_code == 201, response.text
+    run = stack.wait_until_done(response.json()["id"])
+    assert run["state_type"] == "FAILED", stack.log_text(run["id"])
+    for fragment in says:
+        assert fragment in run["state"]["message"], run["state"]["message"]
+    assert not target_exists(target)
