@@ -25,6 +25,7 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from tests.conftest import BUCKET, open_repo
 from tests.deployments.stack import Stack
+from tests.processes import wait_for
 from tests.sources import steps, synthetic
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -94,8 +95,14 @@ class FormRun:
     snapshots: int = 2  # on main afterwards: a new target's first (the repository's) and the run's
 
 
-def _open_form(page: Page, origin: str, deployment: str) -> None:
-    """Deployments, the deployment's page, Run, Custom run: its form, loaded."""
+def _open_form(page: Page, origin: str, deployment: str, forms: dict[str, str]) -> None:
+    """Deployments, the deployment's page, Run, Custom run: its form, loaded. The first time for each deployment;
+    after that its form's address (`forms`), as a user's browser goes back to it."""
+    if deployment in forms:
+        page.goto(forms[deployment])
+        expect(page.get_by_label("Run Name", exact=True)).not_to_have_value("")
+        expect(page.get_by_label("repo", exact=True)).to_be_visible()
+        return
     page.goto(origin)  # the server sends a new browser on to its default UI
     page.get_by_role("link", name="Deployments", exact=True).click()
     # its row links the deployment and its flow, both named alike, in an order that varies as it loads
@@ -106,6 +113,7 @@ def _open_form(page: Page, origin: str, deployment: str) -> None:
     page.get_by_role("menuitem", name="Custom run", exact=True).click()
     expect(page.get_by_label("Run Name", exact=True)).not_to_have_value("")  # the form fills itself in once loaded
     expect(page.get_by_label("repo", exact=True)).to_be_visible()
+    forms[deployment] = page.url
 
 
 def _fill(page: Page, run: FormRun) -> None:
@@ -186,9 +194,12 @@ def _committed(target: str) -> xr.Dataset:
 @contextmanager
 def _schedule_paused(stack: Stack, deployment_id: str) -> Iterator[None]:
     """The stack's ingest runs every 10 s, one at a time, a new one cancelled while another works: paused (its
-    scheduled runs deleted), a run started from the form cannot be cancelled by one."""
+    scheduled runs deleted) and the last scheduled one finished, a run started from the form cannot be cancelled."""
     httpx.post(f"{stack.api}/deployments/{deployment_id}/pause_deployment").raise_for_status()
     try:
+        working = {"PENDING", "RUNNING", "CANCELLING"}
+        wait_for(lambda: not {r["state_type"] for r in stack.runs_of(deployment_id)} & working or None,
+                 "the scheduled ingest runs to finish", timeout=120)  # fmt: skip
         yield
     finally:
         httpx.post(f"{stack.api}/deployments/{deployment_id}/resume_deployment").raise_for_status()
@@ -235,9 +246,10 @@ def test_runs_started_from_the_deployments_forms_for_every_kind_of_source_comple
     ]  # fmt: skip
     origin = stack.api.removesuffix("/api")
     started: dict[str, str] = {}
+    forms: dict[str, str] = {}
     with _schedule_paused(stack, stack.deployment_id("ingest", "ingest")), _browser(origin) as page:
         for run in reversed(runs):  # the NetCDF run last: its page is the one followed
-            _open_form(page, origin, run.deployment)
+            _open_form(page, origin, run.deployment, forms)
             _fill(page, run)
             started[run.name] = _submit(page)
         first = runs[0]

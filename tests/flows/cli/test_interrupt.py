@@ -45,7 +45,7 @@ def test_a_stopped_write_leaves_nothing_behind_and_the_next_one_resumes_at_once(
     target, markers, marker = tmp_path / "repo", tmp_path / "markers", uuid.uuid4().hex
     markers.mkdir()
     source = json.dumps({"kind": "callable", "function": "tests.sources:counted",
-                         "keywords": {"marker_dir": str(markers), "pause": 1.0}})  # fmt: skip
+                         "keywords": {"marker_dir": str(markers), "pause": 0.5}})  # fmt: skip
     env = command_env(prefect_home, ICEFLOE_TEST_MARKER=marker)
     log = tmp_path / "stopped.log"
     with log.open("wb") as stderr:
