@@ -53,12 +53,12 @@ def s3_endpoint() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **_keys()).create_bucket(Bucket=BUCKET)
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **s3_keys()).create_bucket(Bucket=BUCKET)
     yield endpoint
     server.stop()
 
 
-def _keys() -> dict[str, str]:
+def s3_keys() -> dict[str, str]:
     return {"aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"]}
 
 
@@ -74,6 +74,12 @@ def open_repo(target: str) -> icechunk.Repository:
     from tasks.storage.target import repository_storage
 
     return icechunk.Repository.open(repository_storage(target))
+
+
+def committed(target: str, **version: str) -> xr.Dataset:
+    """What the target holds, loaded: the tip of main, or the `branch`, `tag` or `snapshot_id` given."""
+    session = open_repo(target).readonly_session(**(version or {"branch": "main"}))
+    return xr.open_zarr(session.store, consolidated=False).compute()
 
 
 def snapshot_count(target: str, branch: str = "main") -> int:

@@ -7,8 +7,10 @@ import subprocess
 from pathlib import Path
 
 import boto3
+import fsspec
+import xarray as xr
 
-from tests.conftest import S3_ENV
+from tests.conftest import s3_keys
 from tests.processes import BIN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +42,24 @@ def run(command: str, env: dict[str, str], cwd: Path, replace: dict[str, str] | 
 
 def fresh_buckets(endpoint: str, *names: str) -> None:
     """The README's buckets (raw, lake, ...) on the test's S3 server, empty."""
-    keys = {"aws_access_key_id": S3_ENV["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": S3_ENV["AWS_SECRET_ACCESS_KEY"]}
-    s3 = boto3.resource("s3", endpoint_url=endpoint, region_name="us-east-1", **keys)
+    s3 = boto3.resource("s3", endpoint_url=endpoint, region_name="us-east-1", **s3_keys())
     for name in names:
         bucket = s3.Bucket(name)
         if bucket.creation_date is None:
             bucket.create()
         bucket.objects.all().delete()
+
+
+def small(ntime: int, start: str, seed: int = 0, full: bool = False) -> xr.Dataset:
+    """The synthetic dataset, loaded: on the README's 1-degree grid when `full`, else a 10-degree one."""
+    from tasks.storage.synthetic import SyntheticDataset
+
+    grid = {} if full else {"nlat": 19, "nlon": 36}
+    return SyntheticDataset(ntime=ntime, start=start, seed=seed, time_chunk=24, **grid).open().compute()
+
+
+def upload(dataset: xr.Dataset, url: str, scratch: Path) -> None:
+    """A NetCDF file of `dataset` at `url` (s3://bucket/key)."""
+    local = scratch / Path(url).name
+    dataset.to_netcdf(local, engine="h5netcdf")
+    fsspec.filesystem("s3").put_file(str(local), url)

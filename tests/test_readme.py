@@ -17,10 +17,10 @@ from distributed import LocalCluster
 from icechunk.xarray import to_icechunk
 
 from tasks.storage.target import repository_storage
-from tests.conftest import S3_ENV, open_repo, snapshot_count
+from tests.conftest import S3_ENV, committed, open_repo, snapshot_count
 from tests.flows.test_grib import SURFACE, as_cfgrib_reads
 from tests.processes import command_env
-from tests.readme import block, commands, fresh_buckets, run
+from tests.readme import block, commands, fresh_buckets, run, small, upload
 from tests.sources import grib_files
 
 pytestmark = [pytest.mark.s3]
@@ -34,29 +34,6 @@ def time_is_continuous(dataset):
     if not (np.diff(dataset["time"].values) > np.timedelta64(0)).all():
         raise ValueError("time goes backwards")
 '''
-
-
-def small(ntime: int, start: str, seed: int = 0, full: bool = False) -> xr.Dataset:
-    """The synthetic dataset, on the README's 1-degree grid when `full`, else a 10-degree one."""
-    from tasks.storage.synthetic import SyntheticDataset
-
-    grid = {} if full else {"nlat": 19, "nlon": 36}
-    return SyntheticDataset(ntime=ntime, start=start, seed=seed, time_chunk=24, **grid).open().compute()
-
-
-def upload(dataset: xr.Dataset, url: str, scratch: Path) -> None:
-    """A NetCDF file of `dataset` at `url` (s3://bucket/key)."""
-    import fsspec
-
-    local = scratch / Path(url).name
-    dataset.to_netcdf(local, engine="h5netcdf")
-    fsspec.filesystem("s3").put_file(str(local), url)
-
-
-def committed(target: str, **version: str) -> xr.Dataset:
-    repo = open_repo(target)
-    session = repo.readonly_session(**version) if version else repo.readonly_session("main")
-    return xr.open_zarr(session.store, consolidated=False).compute()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ what the form filled in for other kinds.
 
 import json
 import logging
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -29,13 +29,19 @@ def _default(model: type[BaseModel], name: str) -> Any:
 
 
 class OneForm:
-    """Annotates the union of `kinds` (discriminated by `kind`): its JSON schema is one object with every kind's
-    fields, and a value is validated as its kind's model once the other kinds' fields are dropped."""
+    """Annotates a union of source models discriminated by `kind`: its JSON schema is one object with every kind's
+    fields, and a value is validated as its kind's model once the other kinds' fields are dropped. The kinds are the
+    union's members, read when pydantic builds the schema."""
 
-    def __init__(self, *kinds: type[BaseModel]) -> None:
-        self.kinds = {_kind(model): model for model in kinds}
+    kinds: dict[str, type[BaseModel]]
+    fields: dict[str, list[type[BaseModel]]]  # each field name, and the kinds that have it
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        self.kinds = {_kind(model): model for model in get_args(source)}
+        self.fields = {}
+        for model in self.kinds.values():
+            for name in model.model_fields:
+                self.fields.setdefault(name, []).append(model)
         return core_schema.no_info_before_validator_function(self.for_its_kind, handler(source))
 
     def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
@@ -48,34 +54,34 @@ class OneForm:
         model = self.kinds.get(str(value.get("kind"))) if isinstance(value, dict) else None
         if model is None:
             return value
-        others: dict[str, list[type[BaseModel]]] = {}
-        for other in self.kinds.values():
-            for name in other.model_fields:
-                others.setdefault(name, []).append(other)
         kept = {}
         for name, field_value in value.items():
             if name in model.model_fields:
                 if field_value is not None:
                     kept[name] = field_value
-            elif name not in others:
+            elif name not in self.fields:
                 kept[name] = field_value  # a typo: refused by the model, naming it
-            elif field_value not in (None, *(_default(other, name) for other in others[name])):
-                kinds = " and ".join(_kind(other) for other in others[name])
+            elif field_value not in (None, *(_default(other, name) for other in self.fields[name])):
+                kinds = " and ".join(_kind(other) for other in self.fields[name])
                 log.warning("ignored %s=%r: a field of %s sources, not of %s", name, field_value, kinds, _kind(model))
         return kept
 
     def json_schema(self) -> JsonSchemaValue:
         properties: dict[str, dict[str, Any]] = {}
-        used_by: dict[str, list[type[BaseModel]]] = {}
-        for model in self.kinds.values():
+        required: list[dict[str, Any]] = []  # what each kind requires, checked where the API takes the run (the
+        # form merges these `allOf` parts into the object it shows, which changes nothing it shows)
+        for name, model in self.kinds.items():
             schema = model.model_json_schema()
-            for name, prop in schema["properties"].items():
-                if name != "kind":
-                    assert "$ref" not in json.dumps(prop), f"{model.__name__}.{name}: a form field takes no $ref"
-                    properties.setdefault(name, prop)
-                    used_by.setdefault(name, []).append(model)
+            for field, prop in schema["properties"].items():
+                if field != "kind":
+                    assert "$ref" not in json.dumps(prop), f"{model.__name__}.{field}: a form field takes no $ref"
+                    properties.setdefault(field, prop)
+            if schema.get("required"):
+                required.append(
+                    {"if": {"properties": {"kind": {"const": name}}}, "then": {"required": schema["required"]}}
+                )
         for name, prop in properties.items():
-            models = used_by[name]
+            models = self.fields[name]
             defaults = {json.dumps(_default(model, name)) for model in models}
             if len(defaults) > 1:
                 prop["default"] = None  # each kind's own default, as None is dropped (the field takes None)
@@ -97,13 +103,6 @@ class OneForm:
             "default": next(iter(self.kinds)),
             "description": f"What to read: {names}. Each field below names the kinds it is for",
         }
-        # what each kind requires, checked where the API takes the run (the form merges these into the object it
-        # shows, which changes nothing it shows)
-        required = [
-            {"if": {"properties": {"kind": {"const": name}}}, "then": {"required": model_required}}
-            for name, model in self.kinds.items()
-            if (model_required := model.model_json_schema().get("required"))
-        ]
         return {
             "type": "object",
             "title": "Source",

@@ -134,7 +134,7 @@ InMemoryDataset = Annotated[
 type NamedSource = Annotated[
     NetCDFSource | GribSource | ZarrSource | IcechunkSource | CallableSource | SyntheticDataset,
     Field(discriminator="kind"),
-    OneForm(NetCDFSource, GribSource, ZarrSource, IcechunkSource, CallableSource, SyntheticDataset),
+    OneForm(),
 ]
 """A source a deployment can name in JSON; `kind` says which."""
 

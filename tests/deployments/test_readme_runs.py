@@ -12,9 +12,9 @@ import xarray as xr
 from icechunk.xarray import to_icechunk
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from tests.conftest import committed
 from tests.deployments.stack import Stack
-from tests.readme import block, commands, fresh_buckets, run
-from tests.test_readme import committed, small, upload
+from tests.readme import block, commands, fresh_buckets, run, small, upload
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3, pytest.mark.timeout(600)]
 

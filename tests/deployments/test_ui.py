@@ -23,7 +23,7 @@ import xarray as xr
 from icechunk.xarray import to_icechunk
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
-from tests.conftest import BUCKET, open_repo
+from tests.conftest import BUCKET, committed, open_repo
 from tests.deployments.stack import Stack
 from tests.processes import wait_for
 from tests.sources import steps, synthetic
@@ -187,10 +187,6 @@ def _follow(page: Page, run_id: str, name: str, target: str) -> None:
     expect(page.get_by_text(open_repo(target).lookup_branch("main")).first).to_be_visible()  # the new snapshot
 
 
-def _committed(target: str) -> xr.Dataset:
-    return xr.open_zarr(open_repo(target).readonly_session("main").store, consolidated=False).compute()
-
-
 @contextmanager
 def _schedule_paused(stack: Stack, deployment_id: str) -> Iterator[None]:
     """The stack's ingest runs every 10 s, one at a time, a new one cancelled while another works: paused (its
@@ -265,4 +261,4 @@ def test_runs_started_from_the_deployments_forms_for_every_kind_of_source_comple
     assert (source["kind"], source["paths"]) == ("netcdf", str(netcdf))
     for run in runs:
         assert len(list(open_repo(run.target).ancestry(branch="main"))) == run.snapshots, run.name
-        xr.testing.assert_identical(_committed(run.target), run.expected().compute())
+        xr.testing.assert_identical(committed(run.target), run.expected().compute())

@@ -16,7 +16,7 @@ from tasks.planning.jobs import plan_jobs
 from tasks.request import DatasetWrite, WriteOptions
 from tasks.storage.file_sources import GRIB_FILES, GribSource
 from tasks.storage.sources import source_fingerprint
-from tests.conftest import BUCKET, block_task_runs, open_repo, snapshot_count
+from tests.conftest import BUCKET, block_task_runs, committed, snapshot_count
 from tests.processes import command_env, icefloe
 from tests.sources import grib_files, write_blocks_each_with_only_its_file
 
@@ -30,10 +30,6 @@ def as_cfgrib_reads(files: list[Path]) -> xr.Dataset:
     return xr.open_mfdataset(sorted(map(str, files)), engine="cfgrib", backend_kwargs=backend).load()
 
 
-def written(target: str) -> xr.Dataset:
-    return xr.open_zarr(open_repo(target).readonly_session("main").store, consolidated=False).load()
-
-
 def test_the_command_writes_grib_files_as_cfgrib_reads_them_and_writes_nothing_beside_them(tmp_path: Path) -> None:
     files = grib_files(tmp_path / "grib", days=3)
     source = {"kind": "grib", "paths": str(tmp_path / "grib" / "*.grib2"), "filter_by_keys": SURFACE}
@@ -42,7 +38,7 @@ def test_the_command_writes_grib_files_as_cfgrib_reads_them_and_writes_nothing_b
     done = icefloe("write", json.dumps(source), str(target), env=command_env(tmp_path / "home"), cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
-    xr.testing.assert_equal(written(str(target)), as_cfgrib_reads(files))
+    xr.testing.assert_equal(committed(str(target)), as_cfgrib_reads(files))
     assert sorted(p.name for p in (tmp_path / "grib").iterdir()) == [f.name for f in files]  # no index beside them
     assert list(GRIB_FILES.rglob(f"{files[0].name}.*.idx"))  # cfgrib's index went to GRIB_FILES instead
 
@@ -69,7 +65,7 @@ def test_the_flow_writes_a_grib_source_on_s3(s3_target: str, dask_address: str, 
 
     write_dataset(repo=s3_target, source=source, options=WriteOptions(dask_address=dask_address))
 
-    xr.testing.assert_equal(written(s3_target), as_cfgrib_reads(files))
+    xr.testing.assert_equal(committed(s3_target), as_cfgrib_reads(files))
     assert snapshot_count(s3_target) == 2
 
 
@@ -116,5 +112,5 @@ def test_a_failed_run_of_a_grib_source_resumes_writing_only_the_block_that_faile
     assert completed.type.value == "COMPLETED"
     assert completed.state_details.flow_run_id is not None
     assert [r.name for r in block_task_runs(completed.state_details.flow_run_id)] == ["write skt+sp[8:12, 0:19, 0:36]"]
-    xr.testing.assert_equal(written(repo_path), as_cfgrib_reads(files))
+    xr.testing.assert_equal(committed(repo_path), as_cfgrib_reads(files))
     assert snapshot_count(repo_path) == 2
