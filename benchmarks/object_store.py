@@ -153,10 +153,10 @@ def script(steps: int, home: Path, *extra: str) -> Write:
     return write
 
 
-def icefloe_command(steps: int, home: Path) -> Write:
+def icefloe_command(steps: int, home: Path, *extra: str) -> Write:
     def write(s3: S3, target: str) -> None:
         argv = [str(BIN / "icefloe"), "write", json.dumps(source(steps)), target, "--encoding", json.dumps(ENCODING)]
-        _run(argv, command_env(s3, home))
+        _run([*argv, *extra], command_env(s3, home))
 
     return write
 

@@ -9,7 +9,7 @@ from flows.orchestrator import PrefectOrchestrator
 from flows.process import set_up_flow_process
 from tasks.planning.time_steps import Overlap
 from tasks.records import CommitResult
-from tasks.request import WriteOptions
+from tasks.request import WriteOptions, publish_gate
 from tasks.running.runs import run_time_update
 from tasks.storage.sources import NamedSource, open_source, source_fingerprint
 
@@ -25,6 +25,9 @@ def ingest(
     overlap: Overlap = "skip",
     encoding: dict[str, dict[str, Any]] | None = None,
     branch: str = "main",
+    publish: bool = True,
+    publish_check: str | None = None,
+    allow_nan: bool = False,
     options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
 ) -> CommitResult | None:
     """Append the source's time steps that are newer than the target's last one. Idempotent: steps the target
@@ -41,6 +44,11 @@ def ingest(
             (the run fails, nothing is written) or rewrite (rewrite them in place, in the same commit).
         encoding: Zarr encoding per variable, used when the run creates the group.
         branch: Branch to commit to.
+        publish: Commit to a staging branch, check the new steps (no all-NaN step, time increasing, no held step
+            rewritten, nothing held shrank, disappeared or changed type) and only then move the branch to them.
+        publish_check: With publish: package.module:function given the staged snapshot as a Dataset; if it
+            raises, the branch does not move.
+        allow_nan: With publish: allow steps that are NaN everywhere.
         options: Block size, retries, commit rebases and the Dask cluster.
     """
     return run_time_update(
@@ -55,6 +63,7 @@ def ingest(
         message=f"icefloe ingest: new {time_dim} steps into {group or '/'}",
         options=options,
         source_state=source_fingerprint(source) if options.resume else "",
+        gate=publish_gate(publish, time_dim, allow_nan, publish_check, appends_only=overlap != "rewrite"),
     )
 
 
@@ -67,6 +76,9 @@ def backfill(
     group: str | None = None,
     time_dim: str = "time",
     branch: str = "main",
+    publish: bool = True,
+    publish_check: str | None = None,
+    allow_nan: bool = False,
     options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
 ) -> CommitResult | None:
     """Rewrite the source's steps between start and end in place (a region write) and append those after the
@@ -80,6 +92,11 @@ def backfill(
         group: Group inside the repository; default: the root.
         time_dim: Dimension of the time steps.
         branch: Branch to commit to.
+        publish: Commit to a staging branch, check the snapshot (no all-NaN step, time increasing, held steps
+            keep their labels, nothing held shrank, disappeared or changed type) and only then move the branch.
+        publish_check: With publish: package.module:function given the staged snapshot as a Dataset; if it
+            raises, the branch does not move.
+        allow_nan: With publish: allow steps that are NaN everywhere.
         options: Block size, retries, commit rebases and the Dask cluster.
     """
     window = open_source(source).sel({time_dim: slice(start, end)})
@@ -95,4 +112,5 @@ def backfill(
         message=f"icefloe backfill: {time_dim} {start or 'start'} to {end or 'end'} in {group or '/'}",
         options=options,
         source_state=source_fingerprint(source) if options.resume else "",
+        gate=publish_gate(publish, time_dim, allow_nan, publish_check, appends_only=False),
     )

@@ -21,7 +21,12 @@ from tasks.records import BlockReport, CommitResult, Logger
 from tasks.request import WriteOptions
 
 COMMITTED = "icefloe.snapshot.committed"
-"""The event every commit emits; its resource is the repository (`icefloe.target`) and branch (`icefloe.branch`)."""
+"""The event a commit straight to its branch emits; its resource is the repository (`icefloe.target`) and branch
+(`icefloe.branch`)."""
+PUBLISHED = "icefloe.snapshot.published"
+"""A publishing run's snapshot passed its checks and its branch moved to it (the same resource)."""
+REJECTED = "icefloe.snapshot.rejected"
+"""A publishing run's snapshot failed a check: its branch did not move (the payload names the staging branch)."""
 
 
 class PrefectOrchestrator:
@@ -64,7 +69,7 @@ class PrefectOrchestrator:
             "parameters_sha256": digest,
         }
 
-    def publish(self, result: CommitResult, blocks: list[BlockReport]) -> None:
+    def report(self, result: CommitResult, blocks: list[BlockReport]) -> None:
         try:
             create_markdown_artifact(
                 summary_markdown(result),
@@ -76,8 +81,14 @@ class PrefectOrchestrator:
                 key=artifact_key(result.target, result.branch, "blocks"),
                 description=f"icefloe: the {len(blocks)} slowest of {result.blocks} blocks, per block",
             )
+            if result.published is not None:
+                create_table_artifact(
+                    [c.model_dump() for c in result.checks],
+                    key=artifact_key(result.target, result.branch, "validation"),
+                    description=f"icefloe: checks of snapshot {result.snapshot_id} before publishing",
+                )
             emit_event(
-                COMMITTED,
+                {None: COMMITTED, True: PUBLISHED, False: REJECTED}[result.published],
                 resource={
                     "prefect.resource.id": f"icefloe.repository.{result.target}",
                     "prefect.resource.name": result.target,

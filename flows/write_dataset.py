@@ -9,7 +9,7 @@ from flows.orchestrator import PrefectOrchestrator
 from flows.process import set_up_flow_process
 from tasks.records import CommitResult
 from tasks.regions import RegionArgument, to_zarr_region
-from tasks.request import DatasetWrite, WriteMode, WriteOptions
+from tasks.request import DatasetWrite, WriteMode, WriteOptions, publish_gate
 from tasks.running.runs import run_write_dataset
 from tasks.storage.sources import DatasetSource
 
@@ -40,6 +40,9 @@ def write_dataset(
     branch: str = DEFAULT.branch,
     message: str | None = None,
     validation_hook: str | None = None,
+    publish: bool = False,
+    publish_check: str | None = None,
+    allow_nan: bool = False,
     options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
 ) -> CommitResult:
     """Write a dataset into an Icechunk repository like `Dataset.to_zarr` / icechunk's `to_icechunk`: same
@@ -63,6 +66,11 @@ def write_dataset(
         message: Commit message; default: says what was written.
         validation_hook: package.module:function called with the initialized, uncommitted group as a Dataset
             before any block is written; if it raises, nothing is committed.
+        publish: Commit to a staging branch, check the snapshot (chunks present, no all-NaN step, time
+            increasing, nothing held shrank, disappeared or changed type) and only then move the branch to it.
+        publish_check: With publish: package.module:function given the staged snapshot as a Dataset; if it
+            raises, the branch does not move.
+        allow_nan: With publish: allow steps that are NaN everywhere.
         options: Block size, retries, commit rebases and the Dask cluster.
     """
     write = DatasetWrite(
@@ -76,4 +84,5 @@ def write_dataset(
         branch=branch,
         validation_hook=validation_hook,
     )
-    return run_write_dataset(PrefectOrchestrator(), repo, source, write, message, options)
+    gate = publish_gate(publish, append_dim or "time", allow_nan, publish_check, appends_only=append_dim is not None)
+    return run_write_dataset(PrefectOrchestrator(), repo, source, write, message, options, gate)

@@ -36,6 +36,10 @@ class ValidationFailedError(IcefloeError):
     """A committed snapshot failed one of its checks (`icefloe validate`, the `validate` flow)."""
 
 
+class PublishRejectedError(IcefloeError):
+    """A staged snapshot failed a check before publishing: the branch did not move, the staging branch keeps it."""
+
+
 class UnreadableChunksError(IcefloeError):
     """Chunks a run wrote (or kept from an earlier attempt) can no longer be read back: committing would record
     references to missing objects. Nothing was committed."""

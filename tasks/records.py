@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import dask.array as da
 from icechunk import ForkSession
@@ -84,6 +84,9 @@ class BlockJob:
     unit: tuple[int, ...]
     sources: tuple[da.Array, ...]
     keep: BlockKeeper | None = None
+    time_axes: tuple[int | None, ...] = ()
+    """Per array of the block, the axis along which to note the steps that hold a value (not NaN everywhere), for
+    a publishing run's checks; None, or no entry: none noted."""
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,15 @@ class WrittenBlock:
     resubmits: int = 0
     kept: bool = False
     saved: bool = False
+    valued_steps: "dict[str, frozenset[int]] | None" = None
+    """Per array with a time axis (`BlockJob.time_axes`), the steps along it where the block wrote a value that is
+    not NaN; None: not noted (a block an earlier attempt kept)."""
 
 
 @dataclass(frozen=True)
 class MergedBlock:
-    """What the run's report keeps of a block once its fork is merged: chunks (or shards) per array it wrote."""
+    """What the run's report keeps of a block once its fork is merged: chunks (or shards) per array it wrote, and
+    the steps it noted (`WrittenBlock.valued_steps`)."""
 
     block: Block
     chunks: dict[str, int]
@@ -111,6 +118,7 @@ class MergedBlock:
     attempt: int
     resubmits: int
     kept: bool
+    valued_steps: "dict[str, frozenset[int]] | None" = None
 
 
 class ArrayReport(BaseModel):
@@ -122,6 +130,24 @@ class ArrayReport(BaseModel):
     created: bool
     chunks: int
     bytes: int
+
+
+type Outcome = Literal["passed", "failed", "skipped"]
+
+
+class Check(BaseModel):
+    """One check's outcome and what it found."""
+
+    model_config = ConfigDict(frozen=True)
+
+    check: str
+    outcome: Outcome
+    detail: str
+
+
+def failures(checks: list[Check]) -> str:
+    """The failed checks in one line."""
+    return "; ".join(f"{c.check}: {c.detail}" for c in checks if c.outcome == "failed")
 
 
 class CommitResult(BaseModel):
@@ -150,6 +176,13 @@ class CommitResult(BaseModel):
     writing_at: float
     written_at: float
     committed_at: float
+    staged_branch: str | None = Field(
+        None, description="Where a publishing run committed first, and its snapshot waits when a check failed"
+    )
+    checks: list[Check] = Field(default_factory=list, description="The staged snapshot's checks before publishing")
+    published: bool | None = Field(
+        None, description="Whether the branch moved to the staged snapshot; None: the run committed to it directly"
+    )
 
     @property
     def seconds(self) -> float:

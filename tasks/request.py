@@ -158,3 +158,30 @@ class DatasetWrite(BaseModel):
     align_chunks: bool = False
     branch: str = defaults.BRANCH
     validation_hook: str | None = None
+
+
+class PublishGate(BaseModel):
+    """Publishing through a staging branch: the run commits there, its snapshot is checked, and only then does the
+    target branch move to it (`tasks/committing/publishing.py`). What the checks allow is part of the request."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    time_dim: str = Field("time", description="Dimension whose steps may not be NaN everywhere and must increase")
+    allow_nan: bool = Field(False, description="Allow steps that are NaN everywhere (a field with gaps by design)")
+    check: str | None = Field(
+        None,
+        description="package.module:function given the staged snapshot as a read-only Dataset; if it raises, the "
+        "branch does not move",
+    )
+    appends_only: bool = Field(
+        False, description="The run only appends: rewriting a step the branch already holds fails the checks"
+    )
+
+
+def publish_gate(
+    publish: bool, time_dim: str, allow_nan: bool, check: str | None, appends_only: bool
+) -> PublishGate | None:
+    """The gate a flow's flat parameters ask for; None: the run commits to its branch directly."""
+    if not publish:
+        return None
+    return PublishGate(time_dim=time_dim, allow_nan=allow_nan, check=check, appends_only=appends_only)

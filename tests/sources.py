@@ -1,7 +1,9 @@
 """Sources with side effects, for provoking failures. Module-level functions, so process workers can import them."""
 
+import json
 import os
 import pickle
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,6 +166,56 @@ def steps(start: int, stop: int, scale: float = 1.0) -> xr.Dataset:
     """Steps [start, stop) of one synthetic series (a callable source); `scale` makes a "corrected" version."""
     dataset = SyntheticDataset(ntime=96, nlat=19, nlon=36, time_chunk=24).time_slice(start, stop)
     return dataset if scale == 1.0 else dataset.assign({name: dataset[name] * scale for name in dataset.data_vars})
+
+
+def defective(start: int, stop: int, defect: str) -> xr.Dataset:
+    """`steps(start, stop)` with one defect a publish gate must catch: "nan" (its second step NaN everywhere),
+    "backwards" (time labels a year earlier) or "float64" (variables of another dtype)."""
+    dataset = steps(start, stop)
+    if defect == "nan":
+        return dataset.where(dataset["time"] != dataset["time"][1])
+    if defect == "backwards":
+        return dataset.assign_coords(time=dataset["time"] - np.timedelta64(365, "D"))
+    if defect == "float64":
+        return dataset.astype("float64")
+    raise ValueError(f"no defect {defect!r}")
+
+
+KILL_FILE = "ICEFLOE_TEST_KILL_FILE"
+
+
+def killed_once(dataset: xr.Dataset) -> None:
+    """A publish check that kills its own process (SIGKILL, as the OOM killer would) the first time: once the file
+    the environment names exists, it removes it and dies; without it, it passes."""
+    marker = Path(os.environ.get(KILL_FILE, "/nonexistent"))
+    if marker.exists():
+        marker.unlink()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+OTHER_WRITER = "ICEFLOE_TEST_OTHER_WRITER"
+
+
+def another_writer_once(dataset: xr.Dataset) -> None:
+    """A publish check that, the first time, commits to the target's main branch as a writer outside icefloe would,
+    between the staged commit and the publish: a new array `other` (no conflict), or, with "conflict", one more
+    step of `t2m` (-1 everywhere), where the staged run appended its own. The environment names the target and a
+    marker file whose existence means "not yet"."""
+    spec = json.loads(os.environ[OTHER_WRITER])
+    marker = Path(spec["marker"])
+    if not marker.exists():
+        return
+    marker.unlink()
+    session = icechunk.Repository.open(icechunk.local_filesystem_storage(spec["target"])).writable_session("main")
+    if spec["conflict"]:
+        t2m = zarr.open_array(session.store, path="t2m", mode="r+")
+        t2m.resize((t2m.shape[0] + 1, *t2m.shape[1:]))
+        t2m[-1] = -1.0
+    else:
+        zarr.open_group(session.store, mode="r+").create_array(
+            "other", shape=(3,), chunks=(3,), dtype="i4", dimension_names=("other",)
+        )[:] = 7
+    session.commit("another writer")
 
 
 def _pause(x: np.ndarray, seconds: float) -> np.ndarray:

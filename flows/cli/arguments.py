@@ -97,3 +97,18 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def add_branch(parser: argparse.ArgumentParser, help: str = "branch") -> None:
     parser.add_argument("--branch", default=defaults.BRANCH, help=f"{help} (default {defaults.BRANCH})")
+
+
+def add_publish(parser: argparse.ArgumentParser) -> None:
+    """Publishing through a staging branch and its checks."""
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="commit to a staging branch, check the snapshot, and only then move the branch to it",
+    )
+    parser.add_argument(
+        "--publish-check",
+        metavar="FUNCTION",
+        help="with --publish: package.module:function given the staged snapshot as a Dataset; raising keeps it off",
+    )
+    parser.add_argument("--allow-nan", action="store_true", help="with --publish: allow steps NaN everywhere")

@@ -38,7 +38,7 @@ def refused(error: BaseException, command: str = "write") -> bool:
 def report(command: str, error: Exception) -> int:
     import icechunk
 
-    from tasks.errors import IcefloeError
+    from tasks.errors import IcefloeError, PublishRejectedError
 
     if refused(error, command):
         # our refusals say what is wrong; others' need their name (ValueError, KeyError, ...) to make sense
@@ -51,6 +51,8 @@ def report(command: str, error: Exception) -> int:
             print(details, file=sys.stderr)
         summary = " ".join(summary.split())
         outcome = "failed, nothing was committed" if command in ("write", "demo") else "failed"
+        if isinstance(error, PublishRejectedError):
+            outcome = "failed its checks, not published"
         print(f"icefloe {command}: {outcome}: {type(error).__name__}: {summary}", file=sys.stderr)
         return ExitCode.FAILED
     raise error

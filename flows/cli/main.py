@@ -12,12 +12,12 @@ import signal
 import sys
 from typing import NoReturn
 
-from flows.cli import demo, history, kept, serve, validate, write
+from flows.cli import demo, history, kept, publish, serve, staged, validate, write
 from flows.cli.exit_codes import report
 from flows.cli.signals import interruptible
 from tasks.logs import quiet_icechunk
 
-COMMANDS = (write, demo, history, validate, kept, serve)
+COMMANDS = (write, demo, history, validate, publish, staged, kept, serve)
 
 
 def parser() -> argparse.ArgumentParser:

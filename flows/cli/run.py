@@ -20,7 +20,7 @@ from flows.temporary_server import TemporaryServer
 
 if TYPE_CHECKING:
     from tasks.records import CommitResult
-    from tasks.request import DatasetWrite, WriteOptions
+    from tasks.request import DatasetWrite, PublishGate, WriteOptions
     from tasks.storage.sources import DatasetSource
 
 
@@ -56,6 +56,7 @@ class WriteCall:
     write: "DatasetWrite"
     message: str | None
     options: "WriteOptions"
+    gate: "PublishGate | None" = None
 
 
 def _log_to_terminal() -> None:
@@ -77,7 +78,7 @@ def run_write(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
 
         _log_to_terminal()
         result = run_write_dataset(
-            LocalOrchestrator(block_bar), call.repo, call.source, call.write, call.message, call.options
+            LocalOrchestrator(block_bar), call.repo, call.source, call.write, call.message, call.options, call.gate
         )
         return result, "not recorded in Prefect: no API is configured (set PREFECT_API_URL, or pass --temporary-server)"
     return _run_flow(call, prefect)
@@ -102,6 +103,9 @@ def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
             source=call.source,
             message=call.message,
             options=call.options,
+            publish=call.gate is not None,
+            publish_check=call.gate.check if call.gate else None,
+            allow_nan=call.gate.allow_nan if call.gate else False,
             return_state=True,
             **dict(call.write),  # the flow takes them flat, as its form shows them
         )

@@ -2,8 +2,12 @@
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from flows.cli.arguments import SOURCE_HELP, add_branch
+
+if TYPE_CHECKING:
+    from tasks.records import Check
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -39,10 +43,15 @@ def run(args: argparse.Namespace) -> int:
         allow_nan=args.allow_nan,
     )
     print(f"snapshot {validation.snapshot} of {validation.target} (branch {validation.branch})")
-    width = max(len(c.check) for c in validation.checks)
-    for check in validation.checks:
-        print(f"  {check.outcome:<7}  {check.check:<{width}}  {check.detail}")
+    print_checks(validation.checks)
     if not validation.passed:
         print(f"icefloe validate: failed: {validation.failures()}", file=sys.stderr)
         return 1
     return 0
+
+
+def print_checks(checks: "list[Check]") -> None:
+    """A check per line: outcome, name, what it found."""
+    width = max((len(c.check) for c in checks), default=0)
+    for check in checks:
+        print(f"  {check.outcome:<7}  {check.check:<{width}}  {check.detail}")

@@ -10,6 +10,7 @@ from flows.cli.arguments import (
     WRITE_OPTIONS,
     add_branch,
     add_options,
+    add_publish,
     add_run_options,
 )
 
@@ -34,6 +35,7 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     add_branch(write, "branch to commit to")
     write.add_argument("--message", help="commit message")
     write.add_argument("--validation-hook", help="package.module:function called before blocks are written")
+    add_publish(write)
     add_options(write, WRITE_OPTIONS)
     add_run_options(write)
     write.add_argument("--dry-run", action="store_true", help="check everything, print the plan, write nothing")
@@ -50,11 +52,13 @@ def run(args: argparse.Namespace) -> int:
     # before the heavy imports: a temporary server then starts while this process imports the rest
     prefect = Prefect.choose(args.temporary_server)
     try:
-        from flows.cli.requests import dataset_write, parse_source, write_options
+        from flows.cli.requests import dataset_write, gate_from_flags, parse_source, write_options
         from flows.cli.run import WriteCall, print_summary, run_write
 
         source = parse_source(args.source, args.concat_dim)
-        call = WriteCall(args.target, source, dataset_write(args), args.message, write_options(args))
+        write = dataset_write(args)
+        gate = gate_from_flags(args, write.append_dim)
+        call = WriteCall(args.target, source, write, args.message, write_options(args), gate)
         result, recorded = run_write(call, prefect)
         print_summary(result, args.target, recorded)
         return 0

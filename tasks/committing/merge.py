@@ -56,5 +56,7 @@ class ForkMerger:
         self.session.merge(written.fork)
         self._names.add(block.name)
         self.merged.append(
-            MergedBlock(block, chunks, written.seconds, written.attempt, written.resubmits, written.kept)
+            MergedBlock(
+                block, chunks, written.seconds, written.attempt, written.resubmits, written.kept, written.valued_steps
+            )
         )

@@ -67,8 +67,13 @@ def summary_markdown(result: CommitResult) -> str:
         f" · write {result.write_seconds:.1f} s ({result.write_mb_per_s:,.0f} MB/s)"
         f" · commit {result.committed_at - result.written_at:.1f} s · {result.seconds:.1f} s in all"
     )
+    heading = {
+        None: "committed",
+        True: "published",
+        False: f"staged (not published: a check failed) on `{result.staged_branch}`",
+    }[result.published]
     lines = [
-        f"## icefloe committed snapshot `{result.snapshot_id}`",
+        f"## icefloe {heading} snapshot `{result.snapshot_id}`",
         "",
         "| | |",
         "|---|---|",
@@ -84,15 +89,43 @@ def summary_markdown(result: CommitResult) -> str:
             f"| `{a.path}` | {'created' if a.created else 'updated'} | {a.chunks:,} | {a.bytes / 1e6:,.1f} |"
             for a in result.arrays
         ),
+        *publishing_lines(result),
         "",
         f"Its history: `icefloe history {result.target} --branch {result.branch}`",
     ]
     return "\n".join(lines)
 
 
+def publishing_lines(result: CommitResult) -> list[str]:
+    """A publishing run's path, staged -> checked -> published, and each check's result."""
+    if result.published is None:
+        return []
+    failed = sum(c.outcome == "failed" for c in result.checks)
+    outcome = "published" if result.published else f"**not published**: `{result.branch}` did not move"
+    path = (
+        f"staged on `{result.staged_branch}` → checked ({len(result.checks) - failed} of {len(result.checks)} "
+        f"passed) → {outcome}"
+    )
+    return [
+        "",
+        path,
+        "",
+        "| check | outcome | found |",
+        "|---|---|---|",
+        *(f"| {c.check} | {c.outcome} | {c.detail} |" for c in result.checks),
+    ]
+
+
 def committed_payload(result: CommitResult) -> dict[str, Any]:
-    """What the `icefloe.snapshot.committed` event carries: ids and sizes, nothing secret."""
-    return {
+    """What the `icefloe.snapshot.*` events carry: ids and sizes, nothing secret; and a publishing run's staging
+    branch and failed checks."""
+    gated: dict[str, Any] = {}
+    if result.published is not None:
+        gated = {
+            "staged_branch": result.staged_branch,
+            "failed_checks": [c.model_dump() for c in result.checks if c.outcome == "failed"],
+        }
+    return gated | {
         "snapshot": result.snapshot_id,
         "parent": result.parent_id,
         "branch": result.branch,

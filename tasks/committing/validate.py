@@ -14,7 +14,6 @@ import zarr
 from pydantic import BaseModel, ConfigDict
 
 from tasks.committing.checks import (
-    Check,
     check_chunks,
     check_declared,
     check_nan_steps,
@@ -24,7 +23,7 @@ from tasks.committing.checks import (
 )
 from tasks.errors import InvalidRequestError
 from tasks.planning.blocks import full_region
-from tasks.records import Region, recorded_region
+from tasks.records import Check, Region, failures, recorded_region
 from tasks.storage.target import check_branch, open_existing
 
 
@@ -43,10 +42,10 @@ class Validation(BaseModel):
         return all(c.outcome != "failed" for c in self.checks)
 
     def failures(self) -> str:
-        return "; ".join(f"{c.check}: {c.detail}" for c in self.checks if c.outcome == "failed")
+        return failures(self.checks)
 
 
-def _written(
+def written_regions(
     repo: icechunk.Repository, snapshot: icechunk.SnapshotInfo, session: icechunk.Session
 ) -> dict[str, Region]:
     """What the snapshot's commit wrote: per array, the region (icefloe records it; else from the diff)."""
@@ -63,7 +62,7 @@ def _written(
     return written
 
 
-def _group_of(path: str) -> str:
+def group_of(path: str) -> str:
     """An array's group: "" for the root."""
     return path.rsplit("/", 1)[0] if "/" in path else ""
 
@@ -91,11 +90,11 @@ def validate_snapshot(
             f"no snapshot {snapshot_id!r} in {target} ({type(e).__name__}); `icefloe history {target}` lists them"
         ) from e
     session = repo.readonly_session(snapshot_id=snapshot_id)
-    written = _written(repo, snapshot, session)
-    checks = [_checked("chunks present and readable", check_chunks, session, written)]
+    written = written_regions(repo, snapshot, session)
+    checks = [checked("chunks present and readable", check_chunks, session, written)]
     declared = snapshot.metadata.get("icefloe", {}).get("arrays", {})
     checks.append(check_declared(session, declared if isinstance(declared, dict) else {}))
-    groups = sorted({_group_of(path) for path in written})
+    groups = sorted({group_of(path) for path in written})
     for group in groups or [""]:
         try:
             dataset = xr.open_zarr(session.store, group=group or None, consolidated=False, chunks={})
@@ -103,21 +102,23 @@ def validate_snapshot(
             checks.append(unread(f"group '{group or '/'}' opens", e))
             continue
         prefix = f"{group}/" if group else ""
-        paths = {p.removeprefix(prefix): p for p in written if _group_of(p) == group}
-        checks.append(_checked(f"'{time_dim}' increasing, no duplicates", check_time, dataset, time_dim))
+        paths = {p.removeprefix(prefix): p for p in written if group_of(p) == group}
+        checks.append(checked(f"'{time_dim}' increasing, no duplicates", check_time, dataset, time_dim))
         checks.append(
-            _checked(f"no all-NaN '{time_dim}' step", check_nan_steps, dataset, written, paths, time_dim, allow_nan)
+            checked(
+                f"no all-NaN '{time_dim}' step", check_nan_steps, session, dataset, written, paths, time_dim, allow_nan
+            )
         )
         if source is not None:
             checks.append(
-                _checked(
+                checked(
                     "sample equals the source", check_sample, session, dataset, source, written, paths, sample_chunks
                 )
             )
     return Validation(target=target, branch=branch, snapshot=snapshot_id, checks=checks)
 
 
-def _checked[*A](name: str, check: Callable[[*A], Check], *args: *A) -> Check:
+def checked[*A](name: str, check: Callable[[*A], Check], *args: *A) -> Check:
     try:
         return check(*args)
     except (icechunk.IcechunkError, OSError) as e:  # a chunk or object the check needs is gone or unreachable

@@ -143,5 +143,5 @@ class LocalOrchestrator:
     def run_metadata(self) -> dict[str, Any]:
         return {"orchestrator": "local"}
 
-    def publish(self, result: CommitResult, blocks: list[BlockReport]) -> None:
+    def report(self, result: CommitResult, blocks: list[BlockReport]) -> None:
         pass  # the command prints its own summary

@@ -58,6 +58,6 @@ class Orchestrator(Protocol):
         """Who makes the commit (recorded in its metadata under "icefloe")."""
         ...
 
-    def publish(self, result: CommitResult, blocks: list[BlockReport]) -> None:
+    def report(self, result: CommitResult, blocks: list[BlockReport]) -> None:
         """Report a committed run where its users look; a failure here must not fail the committed run."""
         ...

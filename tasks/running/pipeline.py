@@ -7,25 +7,31 @@ lives. Each step is a function of a few named values: the initialized run, the r
 what was written and the clock.
 """
 
+import dataclasses
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import icechunk
+import numpy as np
+import zarr
 from icechunk import Session
 
 from tasks.committing.commit import check_still_stored, commit_session
 from tasks.committing.kept_forks import KeptForks
 from tasks.committing.merge import ForkMerger
+from tasks.committing.publish_checks import publish_checks
+from tasks.committing.publishing import Checks, Gated, check_and_publish, found_staged, stage_and_publish, staged_branch
 from tasks.committing.report import array_reports, block_reports
 from tasks.committing.resumption import Resumption, resume
-from tasks.committing.run_key import run_key
-from tasks.errors import BlockWriteError, notes_started_writing
+from tasks.committing.run_key import RunKey, run_key
+from tasks.errors import BlockWriteError, PublishRejectedError, notes_started_writing
 from tasks.planning.arrays import ResolvedWrite, region_bytes
 from tasks.planning.jobs import block_size, plan_jobs
-from tasks.records import BlockJob, CommitResult, Logger, WrittenBlock, format_region
-from tasks.request import WriteOptions
+from tasks.records import BlockJob, CommitResult, Logger, MergedBlock, WrittenBlock, failures, format_region
+from tasks.request import PublishGate, WriteOptions
 from tasks.running.orchestration import BlockRunner, Orchestrator
 from tasks.storage.garbage_collection import Mark
 from tasks.storage.target import OpenedTarget, canonical_target
@@ -46,6 +52,7 @@ class InitializedRun:
     resolved: list[ResolvedWrite]
     source_state: str = ""
     listed: "Future[list[str]] | None" = None
+    gate: PublishGate | None = None
 
     @property
     def nbytes(self) -> int:
@@ -75,6 +82,7 @@ class WritingRun:
     proven: Mark | None
     resumption: Resumption | None
     merge: ForkMerger
+    key: RunKey | None = None
 
 
 @dataclass
@@ -103,6 +111,13 @@ def write_and_commit(
     """
     clock.initialized_at = clock.writing_at = clock.written_at = time.time()
     writing = adopt_kept_set(run, options, orchestrator.logger)
+    staged = staged_earlier(writing, options)
+    if staged is not None:  # an earlier attempt staged it and stopped before publishing: no block to write
+        result = orchestrator.stage(
+            "merge-and-commit", lambda logger: publish_staged_earlier(writing, staged, clock, logger)
+        )
+        orchestrator.report(result, [])
+        return rejected_or(result)
     written = Written()
     # Keeping happens beside the writing and the commit: the set as blocks start, each fork as it arrives (a block's
     # own thread then goes on to the next block); all of it has landed before the set is cleared or the run fails.
@@ -113,7 +128,19 @@ def write_and_commit(
             "merge-and-commit",
             lambda logger: commit_merged(writing, written, orchestrator, message, options, clock, logger),
         )
-    publish_and_clear(orchestrator, result, writing, written)
+    report_and_clear(orchestrator, result, writing, written)
+    return rejected_or(result)
+
+
+def rejected_or(result: CommitResult) -> CommitResult:
+    """The result of a run whose snapshot reached its branch; a failed run when its checks kept it off."""
+    if result.published is False:
+        raise PublishRejectedError(
+            f"snapshot {result.snapshot_id} failed its checks ({failures(result.checks)}); branch '{result.branch}' "
+            f"was not moved. The snapshot is kept on the staging branch {result.staged_branch}: `icefloe publish "
+            f"{result.target} --staged {result.staged_branch} --force` publishes it, `icefloe staged "
+            f"{result.target} --clear` removes it"
+        )
     return result
 
 
@@ -123,13 +150,24 @@ def adopt_kept_set(run: InitializedRun, options: WriteOptions, logger: Logger) -
     # a run writes to a real repository
     assert opened.repository is not None
     assert opened.parent_id is not None
-    session, proven, resumption = opened.session, opened.mark, None
+    session, proven, resumption, key = opened.session, opened.mark, None, None
+    if (run.resolved and options.resume) or run.gate is not None:
+        key = run_key(session, run.resolved, opened.parent_id, run.source_state)
     if run.resolved and options.resume:
-        kept = KeptForks(run.target, run_key(session, run.resolved, opened.parent_id, run.source_state))
+        assert key is not None
+        kept = KeptForks(run.target, key)
         resumption = resume(kept, session, opened.repository, opened.mark, logger, run.listed)
         session, proven = resumption.session, resumption.proven
     merge = ForkMerger(session, {r.path: r.unit for r in run.resolved})  # each fork as it arrives: one at a time
-    return WritingRun(run, opened.repository, session, proven, resumption, merge)
+    return WritingRun(run, opened.repository, session, proven, resumption, merge, key)
+
+
+def staged_earlier(writing: WritingRun, options: WriteOptions) -> str | None:
+    """The snapshot an earlier attempt of this publishing run staged over the same tip, if it stopped there."""
+    if writing.run.gate is None or writing.key is None or not options.resume:
+        return None
+    name = staged_branch(writing.key.branch, writing.key.digest)
+    return found_staged(writing.repository, name, writing.key.parent_id)
 
 
 def write_blocks(
@@ -147,6 +185,9 @@ def write_blocks(
     if resumption is not None and options.block_bytes is None:
         block_bytes = resumption.block_bytes or block_bytes  # the kept blocks' own plan
     jobs = plan_jobs(writing.run.resolved, block_bytes)
+    if writing.run.gate is not None:
+        axes = time_axes(writing.session, writing.run.resolved, writing.run.gate.time_dim)
+        jobs = [dataclasses.replace(j, time_axes=tuple(axes[a] for a in j.block.arrays)) for j in jobs]
     keeping = None if resumption is None else keeper.submit(resumption.keeping(block_bytes))
     reused = [] if resumption is None else resumption.load_blocks([j.block for j in jobs], logger)
     done = {w.block.name for w in reused}
@@ -185,6 +226,31 @@ def write_blocks(
     return Written(jobs, reused)
 
 
+def time_axes(session: Session, resolved: list[ResolvedWrite], time_dim: str) -> dict[str, int | None]:
+    """Per written array, the axis of `time_dim` when it is a floating-point array that has one: where a publishing
+    run's blocks note the steps that hold values."""
+    axes: dict[str, int | None] = {}
+    for r in resolved:
+        metadata = zarr.open_array(session.store, path=r.path, mode="r").metadata
+        names = getattr(metadata, "dimension_names", None) or ()  # Zarr v3's; a v2 array has none
+        floating = np.issubdtype(r.dtype, np.floating)
+        axes[r.path] = names.index(time_dim) if floating and time_dim in names else None
+    return axes
+
+
+def valued_steps(merged: list[MergedBlock]) -> dict[str, frozenset[int]]:
+    """The steps holding values that the blocks noted, per array every one of whose blocks noted them."""
+    steps: dict[str, set[int]] = {}
+    unnoted: set[str] = set()
+    for block in merged:
+        for path in block.block.arrays:
+            if block.valued_steps is None or path not in block.valued_steps:
+                unnoted.add(path)
+            else:
+                steps.setdefault(path, set()).update(block.valued_steps[path])
+    return {path: frozenset(s) for path, s in steps.items() if path not in unnoted}
+
+
 def commit_merged(
     writing: WritingRun,
     written: Written,
@@ -211,12 +277,18 @@ def commit_merged(
     }
     branch = str(session.branch)  # a session forgets its branch once it has committed
     check_still_stored(session, writing.repository, writing.proven, logger)
-    snapshot_id = commit_session(session, message, metadata, options.commit_retries)
-    assert run.opened.parent_id is not None
+    gated = None
+    if run.gate is None:
+        snapshot_id = commit_session(session, message, metadata, options.commit_retries)
+        parent_id = run.opened.parent_id
+    else:
+        gated = stage_checked(writing, message, metadata, options, logger)
+        snapshot_id, parent_id = gated.snapshot_id, gated.parent_id
+    assert parent_id is not None
     result = CommitResult(
         target=canonical_target(run.target),
         snapshot_id=snapshot_id,
-        parent_id=run.opened.parent_id,
+        parent_id=parent_id,
         branch=branch,
         arrays=array_reports(run.resolved, created, merged),
         chunks=sum(n for m in merged for n in m.chunks.values()),
@@ -230,11 +302,14 @@ def commit_merged(
         writing_at=clock.writing_at,
         written_at=clock.written_at,
         committed_at=time.time(),
+        **gated_fields(gated),
     )
+    did = {None: "committed", True: "published", False: "staged (not published)"}[result.published]
     logger.info(
-        "committed snapshot %s on %s (parent %s): %d blocks, %.1f MB written in %.1f s (%.0f MB/s), %.1f s in all",
+        "%s snapshot %s on %s (parent %s): %d blocks, %.1f MB written in %.1f s (%.0f MB/s), %.1f s in all",
+        did,
         result.snapshot_id,
-        result.branch,
+        result.staged_branch if result.published is False else result.branch,
         result.parent_id,
         result.blocks,
         result.bytes / 1e6,
@@ -245,13 +320,91 @@ def commit_merged(
     return result
 
 
-def publish_and_clear(orchestrator: Orchestrator, result: CommitResult, writing: WritingRun, written: Written) -> None:
+@dataclass(frozen=True)
+class Staging:
+    """Where a publishing run stages its snapshot, and the checks it passes there."""
+
+    gate: PublishGate
+    key: RunKey
+    name: str
+    checks: Checks
+
+    @classmethod
+    def of(cls, writing: WritingRun) -> "Staging":
+        gate, key, repository = writing.run.gate, writing.key, writing.repository
+        assert gate is not None, "only a publishing run stages"
+        assert key is not None, "a publishing run has its key"
+        noted = valued_steps(writing.merge.merged)
+        return cls(
+            gate,
+            key,
+            staged_branch(key.branch, key.digest),
+            lambda snapshot, parent: publish_checks(repository, snapshot, parent, gate, noted),
+        )
+
+
+def stage_checked(
+    writing: WritingRun, message: str, metadata: dict[str, Any], options: WriteOptions, logger: Logger
+) -> Gated:
+    """A publishing run's commit: to its staging branch, checked, then its branch moved to it."""
+    staging = Staging.of(writing)
+    # what `icefloe publish` checks the staged snapshot with again
+    metadata["icefloe"] |= {"staged_for": staging.key.branch, "gate": staging.gate.model_dump()}
+    return stage_and_publish(
+        writing.repository,
+        writing.session,
+        staging.name,
+        message,
+        metadata,
+        staging.checks,
+        options.commit_retries,
+        logger,
+    )
+
+
+def gated_fields(gated: Gated | None) -> dict[str, Any]:
+    if gated is None:
+        return {}
+    return {"staged_branch": gated.staged, "checks": gated.checks, "published": gated.published}
+
+
+def publish_staged_earlier(writing: WritingRun, snapshot_id: str, clock: Clock, logger: Logger) -> CommitResult:
+    """Check and publish what an earlier attempt of the run staged (it stopped before publishing), writing nothing."""
+    staging, repository = Staging.of(writing), writing.repository
+    logger.info("an earlier attempt staged snapshot %s on %s: checking it, no block written", snapshot_id, staging.name)
+    gated = check_and_publish(
+        repository, staging.key.branch, staging.name, snapshot_id, staging.key.parent_id, staging.checks, logger
+    )
+    if writing.resumption is not None:
+        writing.resumption.clear([])  # what it kept before it staged
+    recorded = repository.lookup_snapshot(snapshot_id).metadata.get("icefloe", {})
+    now = time.time()
+    return CommitResult(
+        target=canonical_target(writing.run.target),
+        snapshot_id=gated.snapshot_id,
+        parent_id=gated.parent_id,
+        branch=staging.key.branch,
+        arrays=[],
+        chunks=0,
+        blocks=recorded.get("blocks", 0),
+        reused_blocks=recorded.get("blocks", 0),
+        bytes=recorded.get("bytes", 0),
+        started_at=clock.started_at,
+        initialized_at=clock.initialized_at,
+        writing_at=now,
+        written_at=now,
+        committed_at=now,
+        **gated_fields(gated),
+    )
+
+
+def report_and_clear(orchestrator: Orchestrator, result: CommitResult, writing: WritingRun, written: Written) -> None:
     """The report goes out while the kept set is removed (the commit has landed: nothing will adopt it)."""
     itemsizes = {r.path: r.dtype.itemsize for r in writing.run.resolved}
     with ThreadPoolExecutor(1, "icefloe-clear") as cleaner:
         blocks = [job.block for job in written.jobs]
         clearing = None if writing.resumption is None else cleaner.submit(writing.resumption.clear, blocks)
-        orchestrator.publish(result, block_reports(writing.merge.merged, itemsizes))
+        orchestrator.report(result, block_reports(writing.merge.merged, itemsizes))
         if clearing is not None and clearing.exception() is not None:
             # the commit stands; leftovers are listed and cleared by `icefloe kept`
             orchestrator.logger.warning(

@@ -20,7 +20,7 @@ from tasks.planning.arrays import ResolvedWrite, initialize_arrays, resolve_writ
 from tasks.planning.dataset import initialize_dataset
 from tasks.planning.time_steps import Overlap, initialize_update, plan_time_update, target_times
 from tasks.records import CommitResult, Logger
-from tasks.request import ArrayWrite, DatasetWrite, WriteOptions
+from tasks.request import ArrayWrite, DatasetWrite, PublishGate, WriteOptions
 from tasks.running.meanwhile import entered_meanwhile, started_meanwhile
 from tasks.running.orchestration import BlockRunner, Orchestrator
 from tasks.running.pipeline import Clock, InitializedRun, write_and_commit
@@ -93,6 +93,12 @@ def initialized_target[T](
     return opened, initialize(opened.session, not created)
 
 
+def check_gate(gate: PublishGate | None) -> None:
+    """A publish check that cannot be imported refuses the run before anything is written."""
+    if gate is not None and gate.check is not None:
+        import_function(gate.check, "publish check")
+
+
 def run_store_array(
     orchestrator: Orchestrator,
     repo: str,
@@ -100,8 +106,10 @@ def run_store_array(
     branch: str,
     message: str | None,
     options: WriteOptions,
+    gate: PublishGate | None = None,
 ) -> CommitResult:
     started_at = time.time()
+    check_gate(gate)
 
     def initialize(session: Session, run_hook: bool) -> list[ResolvedWrite]:
         group = zarr.open_group(session.store, mode="a")
@@ -114,7 +122,7 @@ def run_store_array(
             "initialize", lambda _: initialized_target(repo, branch, initialize, held, storage_config(options))
         )
         default_message = f"icefloe store_array: {', '.join(sorted({r.path for r in resolved}))}"
-        run = InitializedRun(repo, opened, resolved, listed=held.listed)
+        run = InitializedRun(repo, opened, resolved, listed=held.listed, gate=gate)
         return write_and_commit(orchestrator, runner, run, options, message or default_message, Clock(started_at))
 
 
@@ -141,9 +149,11 @@ def run_write_dataset(
     write: DatasetWrite = DatasetWrite(),  # noqa: B008 - frozen model, safe as a default
     message: str | None = None,
     options: WriteOptions = WriteOptions(),  # noqa: B008 - frozen model, safe as a default
+    gate: PublishGate | None = None,
 ) -> CommitResult:
-    """`write_dataset`'s run, for any orchestrator."""
+    """`write_dataset`'s run, for any orchestrator; through a staging branch and its checks with a `gate`."""
     started_at = time.time()
+    check_gate(gate)
     dataset = open_source(source)  # a bad source fails before the target is even opened
     source_state = source_fingerprint(source) if options.resume else ""
     if write.validation_hook is not None:
@@ -158,7 +168,7 @@ def run_write_dataset(
             "initialize", lambda _: initialized_target(repo, branch, initialize, held, storage_config(options))
         )
         default_message = f"icefloe write_dataset: {write.group or '/'} (mode {write.mode or 'default'})"
-        run = InitializedRun(repo, opened, resolved, source_state, held.listed)
+        run = InitializedRun(repo, opened, resolved, source_state, held.listed, gate)
         return write_and_commit(orchestrator, runner, run, options, message or default_message, Clock(started_at))
 
 
@@ -175,9 +185,11 @@ def run_time_update(
     message: str,
     options: WriteOptions,
     source_state: str = "",
+    gate: PublishGate | None = None,
 ) -> CommitResult | None:
     """Write what `plan_time_update` selects, in one commit; None (and no commit) when there is nothing to write."""
     started_at = time.time()
+    check_gate(gate)
 
     def initialize(logger: Logger) -> tuple[OpenedTarget, list[ResolvedWrite]] | None:
         found = held.found.result()
@@ -202,6 +214,6 @@ def run_time_update(
         if initialized is None:
             return None
         opened, resolved = initialized
-        run = InitializedRun(repo, opened, resolved, source_state, held.listed)
+        run = InitializedRun(repo, opened, resolved, source_state, held.listed, gate)
         with early_runner(orchestrator, options) as runner:  # after the decision: most updates find nothing new
             return write_and_commit(orchestrator, runner, run, options, message, Clock(started_at))

@@ -1,5 +1,6 @@
 """Writing one block: compute only the block's slice of the source and store it through a fork of the session."""
 
+import dataclasses
 import itertools
 import logging
 import pickle
@@ -23,8 +24,35 @@ from tasks.writing.zarr_settings import raise_chunks_in_flight
 
 def timed_write(fork: ForkSession, job: BlockJob, options: WriteOptions, attempt: int) -> WrittenBlock:
     started = time.perf_counter()
-    written = write_block(fork, job.block, job.unit, job.sources, options)
-    return WrittenBlock(job.block, written, time.perf_counter() - started, attempt)
+    steps = ValuedSteps(dict(zip(job.block.arrays, job.time_axes, strict=False))) if job.time_axes else None
+    written = write_block(fork, job.block, job.unit, job.sources, options, steps)
+    valued = None if steps is None else steps.noted()
+    return WrittenBlock(job.block, written, time.perf_counter() - started, attempt, valued_steps=valued)
+
+
+class ValuedSteps:
+    """The steps along each array's time axis where a block wrote a value that is not NaN, noted from the values as
+    they are stored: a publishing run's check of NaN steps then reads nothing back."""
+
+    def __init__(self, axes: dict[str, int | None]) -> None:
+        self.axes = {path: axis for path, axis in axes.items() if axis is not None}
+        self.steps: dict[str, set[int]] = {path: set() for path in self.axes}
+
+    def note(self, path: str, parts: list[Part]) -> None:
+        axis = self.axes.get(path)
+        if axis is None:
+            return
+        for slices, values in parts:
+            steps = range(slices[axis].start, slices[axis].stop)
+            if not np.issubdtype(np.asarray(values).dtype, np.floating):
+                self.steps[path].update(steps)  # stored as floats, but no NaN among them
+                continue
+            others = tuple(i for i in range(np.ndim(values)) if i != axis)
+            valued = ~np.isnan(values).all(axis=others) if others else ~np.isnan(values)
+            self.steps[path].update(steps[int(i)] for i in np.flatnonzero(valued))
+
+    def noted(self) -> dict[str, frozenset[int]]:
+        return {path: frozenset(steps) for path, steps in self.steps.items()}
 
 
 def keep_block(keep: BlockKeeper | None, written: WrittenBlock) -> bool:
@@ -47,7 +75,7 @@ def batches(jobs: list[BlockJob], most: int) -> list[list[BlockJob]]:
 
 
 def with_keep(jobs: list[BlockJob], keep: BlockKeeper | None) -> list[BlockJob]:
-    return [BlockJob(j.block, j.unit, j.sources, keep) for j in jobs]
+    return [dataclasses.replace(j, keep=keep) for j in jobs]
 
 
 def pristine_copy(fork: ForkSession) -> ForkSession:
@@ -93,9 +121,10 @@ def write_block(
     unit: tuple[int, ...],
     sources: tuple[da.Array, ...],
     options: WriteOptions,
+    steps: ValuedSteps | None = None,
 ) -> ForkSession:
     """Write each source (the block's slice of it) into `block.region` of its array through a copy of `fork`;
-    return that copy.
+    return that copy. `steps`, when given, notes the steps that hold values as they are stored.
 
     Each array is written piece by piece, each piece on the grid, so memory stays near `options.piece_bytes`.
     """
@@ -103,27 +132,29 @@ def write_block(
     if options.chunk_concurrency is not None:
         raise_chunks_in_flight(options.chunk_concurrency)
     try:
-        steps: list[tuple[zarr.Array[Any], WholeChunkWriter | None, da.Array, Block]] = []
+        pieces_of: list[tuple[zarr.Array[Any], WholeChunkWriter | None, da.Array, Block]] = []
         for path, source in zip(block.arrays, sources, strict=True):
             array = zarr.open_array(session.store, path=path, mode="r+")
             writer = WholeChunkWriter.of(array)
             shape, itemsize = tuple(array.shape), array.dtype.itemsize
             cell = source_cell(unit, source.chunks, block.region, itemsize, options.piece_bytes)
             pieces = plan_blocks((path,), shape, cell, itemsize, options.piece_bytes, block.region)
-            steps.extend((array, writer, source[relative_slices(p.region, block.region)], p) for p in pieces)
+            pieces_of.extend((array, writer, source[relative_slices(p.region, block.region)], p) for p in pieces)
 
         def compute(i: int) -> list[Part]:
-            _, _, source, piece = steps[i]
+            _, _, source, piece = pieces_of[i]
             return computed_parts(source, piece.region, unit)
 
         # Compute the next piece while this one is encoded and stored: source and storage overlap.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="icefloe-compute") as pool:
-            upcoming = pool.submit(compute, 0) if steps else None
-            for i, (array, writer, _, _) in enumerate(steps):
+            upcoming = pool.submit(compute, 0) if pieces_of else None
+            for i, (array, writer, _, piece) in enumerate(pieces_of):
                 assert upcoming is not None
                 parts = upcoming.result()
-                upcoming = pool.submit(compute, i + 1) if i + 1 < len(steps) else None
+                upcoming = pool.submit(compute, i + 1) if i + 1 < len(pieces_of) else None
                 store_parts(array, writer, parts)
+                if steps is not None:
+                    steps.note(piece.arrays[0], parts)
     except InvalidRequestError:
         raise  # the request is wrong: no retry can help, and the caller must be able to tell
     except Exception as e:

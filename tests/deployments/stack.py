@@ -55,6 +55,19 @@ class Stack:
         runs: list[dict[str, Any]] = httpx.post(f"{self.api}/flow_runs/filter", json=body).raise_for_status().json()
         return runs
 
+    @contextmanager
+    def schedule_paused(self, deployment_id: str) -> Iterator[None]:
+        """The stack's ingest runs every 10 s, one at a time, a new one cancelled while another works: paused (its
+        scheduled runs deleted) and the last scheduled one finished, a run started meanwhile cannot be cancelled."""
+        httpx.post(f"{self.api}/deployments/{deployment_id}/pause_deployment").raise_for_status()
+        try:
+            working = {"PENDING", "RUNNING", "CANCELLING"}
+            wait_for(lambda: not {r["state_type"] for r in self.runs_of(deployment_id)} & working or None,
+                     "the scheduled ingest runs to finish", timeout=120)  # fmt: skip
+            yield
+        finally:
+            httpx.post(f"{self.api}/deployments/{deployment_id}/resume_deployment").raise_for_status()
+
     def log_text(self, run_id: str) -> str:
         body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "offset": 0, "sort": "TIMESTAMP_ASC"}
         logs = httpx.post(f"{self.api}/logs/filter", json=body).raise_for_status().json()

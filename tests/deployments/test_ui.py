@@ -16,7 +16,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import icechunk
 import pytest
 import xarray as xr
@@ -25,7 +24,6 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from tests.conftest import BUCKET, committed, open_repo
 from tests.deployments.stack import Stack
-from tests.processes import wait_for
 from tests.sources import steps, synthetic
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -187,20 +185,6 @@ def _follow(page: Page, run_id: str, name: str, target: str) -> None:
     expect(page.get_by_text(open_repo(target).lookup_branch("main")).first).to_be_visible()  # the new snapshot
 
 
-@contextmanager
-def _schedule_paused(stack: Stack, deployment_id: str) -> Iterator[None]:
-    """The stack's ingest runs every 10 s, one at a time, a new one cancelled while another works: paused (its
-    scheduled runs deleted) and the last scheduled one finished, a run started from the form cannot be cancelled."""
-    httpx.post(f"{stack.api}/deployments/{deployment_id}/pause_deployment").raise_for_status()
-    try:
-        working = {"PENDING", "RUNNING", "CANCELLING"}
-        wait_for(lambda: not {r["state_type"] for r in stack.runs_of(deployment_id)} & working or None,
-                 "the scheduled ingest runs to finish", timeout=120)  # fmt: skip
-        yield
-    finally:
-        httpx.post(f"{stack.api}/deployments/{deployment_id}/resume_deployment").raise_for_status()
-
-
 def test_runs_started_from_the_deployments_forms_for_every_kind_of_source_complete_with_the_sources_data(
     stack: Stack, s3_env: None, tmp_path: Path
 ) -> None:
@@ -243,7 +227,7 @@ def test_runs_started_from_the_deployments_forms_for_every_kind_of_source_comple
     origin = stack.api.removesuffix("/api")
     started: dict[str, str] = {}
     forms: dict[str, str] = {}
-    with _schedule_paused(stack, stack.deployment_id("ingest", "ingest")), _browser(origin) as page:
+    with stack.schedule_paused(stack.deployment_id("ingest", "ingest")), _browser(origin) as page:
         for run in reversed(runs):  # the NetCDF run last: its page is the one followed
             _open_form(page, origin, run.deployment, forms)
             _fill(page, run)

@@ -126,7 +126,7 @@ def test_a_step_that_is_nan_everywhere_fails_unless_allowed(repo_path: str, tmp_
     allowed, _, _ = _validate(tmp_path, repo_path, "--allow-nan")
 
     assert code == 1
-    assert "1 steps are NaN everywhere: 't2m' at 2020-01-02T06:00:00" in err
+    assert "no all-NaN 'time' step: NaN everywhere: 't2m' at 2020-01-02 06:00:00" in err
     assert allowed == 0
 
 

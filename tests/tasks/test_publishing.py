@@ -1,0 +1,70 @@
+"""A publishing run whose branch moved between its staged commit and its publish: rebased over the other writer's
+commit and published when the two do not conflict, failed cleanly (the branch at the other writer's snapshot, the
+staged one kept) when they do. The other writer commits from the run's own publish check, at that very moment."""
+
+import json
+from pathlib import Path
+
+import pytest
+import xarray as xr
+import zarr
+
+from tasks.errors import CommitConflictError
+from tasks.request import DatasetWrite, PublishGate, WriteOptions
+from tasks.running.local import LocalOrchestrator
+from tasks.running.runs import run_write_dataset
+from tests.conftest import committed, open_repo
+from tests.sources import OTHER_WRITER, steps
+
+GATE = PublishGate(check="tests.sources:another_writer_once", appends_only=True)
+
+
+def _with_another_writer(target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conflict: bool) -> str:
+    """The target holding steps 0-48, and the other writer armed; the tip."""
+    run_write_dataset(LocalOrchestrator(), target, steps(0, 48))
+    marker = tmp_path / "not-yet"
+    marker.touch()
+    monkeypatch.setenv(OTHER_WRITER, json.dumps({"target": target, "marker": str(marker), "conflict": conflict}))
+    return open_repo(target).lookup_branch("main")
+
+
+def test_a_branch_moved_by_another_writer_is_rebased_over_and_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = str(tmp_path / "repo")
+    tip = _with_another_writer(target, tmp_path, monkeypatch, conflict=False)
+
+    result = run_write_dataset(
+        LocalOrchestrator(), target, steps(48, 96), DatasetWrite(append_dim="time"), None, WriteOptions(), GATE
+    )
+
+    repo = open_repo(target)
+    ours, theirs, before = list(repo.ancestry(branch="main"))[:3]
+    assert (ours.id, before.id) == (result.snapshot_id, tip)
+    assert theirs.message == "another writer"
+    assert result.published
+    assert result.parent_id == theirs.id
+    assert repo.list_branches() == {"main"}
+    session = repo.readonly_session("main")
+    assert zarr.open_array(session.store, path="other", mode="r")[:].tolist() == [7, 7, 7]  # both writers' data
+    xr.testing.assert_identical(committed(target)[["t2m", "u10"]], steps(0, 96).compute())
+
+
+def test_a_conflicting_writer_fails_the_publish_cleanly_with_the_staged_snapshot_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = str(tmp_path / "repo")
+    _with_another_writer(target, tmp_path, monkeypatch, conflict=True)
+
+    with pytest.raises(CommitConflictError, match=r"changed the same data \(/t2m\); nothing was published"):
+        run_write_dataset(
+            LocalOrchestrator(), target, steps(48, 96), DatasetWrite(append_dim="time"), None, WriteOptions(), GATE
+        )
+
+    repo = open_repo(target)
+    assert repo.lookup_snapshot(repo.lookup_branch("main")).message == "another writer"
+    t2m = zarr.open_array(repo.readonly_session("main").store, path="t2m", mode="r")
+    assert t2m.shape == (49, 19, 36)
+    assert (t2m[48] == -1.0).all()
+    (staged,) = repo.list_branches() - {"main"}
+    xr.testing.assert_identical(committed(target, branch=staged), steps(0, 96).compute())
