@@ -38,3 +38,4 @@ bench: setup
 	$(UV) run python -m benchmarks.store_array_vs_store_dask --gib 2 --repeat 5
 	$(UV) run python -m benchmarks.write_dataset_vs_to_icechunk --gib 2 --repeat 5
 	$(UV) run python -m benchmarks.object_store --repeat 3
+	$(UV) run python -m benchmarks.publish_gate --repeat 3

@@ -15,10 +15,12 @@ import pytest
 from prefect.exceptions import ParameterTypeError
 from pydantic import ValidationError
 
+from flows.ingest import ingest
 from flows.store_array import store_array
 from flows.write_dataset import write_dataset
 from tasks.errors import ChunkAlignmentError, InvalidRequestError, OverlappingWritesError, ValidationHookError
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
+from tasks.storage.sources import CallableSource
 from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import open_repo
 from tests.processes import command_env, icefloe
@@ -102,6 +104,17 @@ CLI_CASES = {
     "hook-refuses": Case(
         ["write", small(), "{new}", "--validation-hook", "tests.sources:refuse_everything"],
         ["refuse_everything", "refused"],
+    ),
+    "publish-check-not-importable": Case(
+        ["write", small(), "{existing}", "--mode", "w", "--publish", "--publish-check", "tests.nowhere:check"],
+        ["publish check", "tests.nowhere"],
+    ),
+    "publish-check-without-publish": Case(
+        ["write", small(), "{new}", "--publish-check", "tests.sources:refuse_everything"],
+        ["--publish-check", "add --publish"],
+    ),
+    "publish-staged-missing": Case(
+        ["publish", "{existing}", "--staged", "icefloe.staged.main.nothing"], ["no staging branch", "icefloe staged"]
     ),
     "branch-missing": Case(
         ["write", small(), "{existing}", "--mode", "a", "--append-dim", "time", "--branch", "nope"], ["'nope'", "main"]
@@ -199,6 +212,10 @@ PYTHON_CASES: dict[str, tuple[Callable[[str], object], type[Exception], list[str
     "write-dataset-hook-refuses": (
         lambda repo: write_dataset(repo, SyntheticDataset(**SMALL), validation_hook="tests.sources:refuse_everything"),
         ValidationHookError, ["refuse_everything", "nothing was committed"]),
+    "ingest-publish-check-not-importable": (
+        lambda repo: ingest(repo, CallableSource(function="tests.sources:steps", keywords={"start": 0, "stop": 24}),
+                            publish_check="tests.nowhere:check"),
+        InvalidRequestError, ["publish check", "tests.nowhere"]),
     "write-dataset-bad-options": (
         lambda repo: write_dataset(repo, SyntheticDataset(**SMALL), options=WriteOptions(block_bytes=0)),
         ValidationError, ["block_bytes", "greater than 0"]),

@@ -161,6 +161,10 @@ def print_summary(result: "CommitResult", target: str, recorded: str) -> None:
     """The snapshot, then where the time went: start-up (process start to the first block), writing, commit."""
     started = process_started_at()
     print(f"snapshot {result.snapshot_id} on {target} (branch {result.branch})")
+    if result.published:
+        outcomes = [c.outcome for c in result.checks]
+        counts = ", ".join(f"{outcomes.count(o)} {o}" for o in ("passed", "skipped") if o in outcomes)
+        print(f"published: staged on {result.staged_branch}, then checked ({counts})")
     reused = f" ({result.reused_blocks} kept by an earlier attempt, not rewritten)" if result.reused_blocks else ""
     print(
         f"{result.bytes / 1e6:.0f} MB in {result.blocks} blocks{reused}: written in {result.write_seconds:.1f} s "

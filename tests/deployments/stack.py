@@ -32,16 +32,19 @@ class Stack:
         automations = httpx.post(f"{self.api}/automations/filter", json={}, timeout=30).raise_for_status().json()
         return next((a["id"] for a in automations if a["name"] == name and a["enabled"]), None)
 
-    def create_run(self, deployment_id: str, parameters: dict[str, Any]) -> httpx.Response:
-        """What `curl -X POST $PREFECT_API_URL/deployments/$ID/create_flow_run -d '{"parameters": ...}'` does,
-        retried while the server answers 503 (busy: SQLite on a 2-core machine running the whole stack)."""
+    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """A POST to the API, retried while the server answers 503 (busy: SQLite on a 2-core machine running the
+        whole stack)."""
 
         def answer() -> httpx.Response | None:
-            url = f"{self.api}/deployments/{deployment_id}/create_flow_run"
-            response = httpx.post(url, json={"parameters": parameters}, timeout=30)
+            response = httpx.post(f"{self.api}{path}", json=body, timeout=30)
             return None if response.status_code == 503 else response
 
-        return wait_for(answer, "the API to accept a flow run", timeout=60)
+        return wait_for(answer, f"the API to answer POST {path}", timeout=60)
+
+    def create_run(self, deployment_id: str, parameters: dict[str, Any]) -> httpx.Response:
+        """What `curl -X POST $PREFECT_API_URL/deployments/$ID/create_flow_run -d '{"parameters": ...}'` does."""
+        return self.post(f"/deployments/{deployment_id}/create_flow_run", {"parameters": parameters})
 
     def wait_until_done(self, run_id: str, timeout: float = 300) -> dict[str, Any]:
         def finished() -> dict[str, Any] | None:
@@ -59,14 +62,20 @@ class Stack:
     def schedule_paused(self, deployment_id: str) -> Iterator[None]:
         """The stack's ingest runs every 10 s, one at a time, a new one cancelled while another works: paused (its
         scheduled runs deleted) and the last scheduled one finished, a run started meanwhile cannot be cancelled."""
-        httpx.post(f"{self.api}/deployments/{deployment_id}/pause_deployment").raise_for_status()
+        self.post(f"/deployments/{deployment_id}/pause_deployment").raise_for_status()
         try:
             working = {"PENDING", "RUNNING", "CANCELLING"}
             wait_for(lambda: not {r["state_type"] for r in self.runs_of(deployment_id)} & working or None,
                      "the scheduled ingest runs to finish", timeout=120)  # fmt: skip
             yield
         finally:
-            httpx.post(f"{self.api}/deployments/{deployment_id}/resume_deployment").raise_for_status()
+            self.post(f"/deployments/{deployment_id}/resume_deployment").raise_for_status()
+
+    def events(self, name: str, run_id: str) -> list[dict[str, Any]] | None:
+        """The events called `name` related to the flow run `run_id` (None until there is one)."""
+        body = {"filter": {"event": {"name": [name]}, "related": {"id": [f"prefect.flow-run.{run_id}"]}}}
+        events: list[dict[str, Any]] = self.post("/events/filter", body).raise_for_status().json()["events"]
+        return events or None
 
     def log_text(self, run_id: str) -> str:
         body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "offset": 0, "sort": "TIMESTAMP_ASC"}

@@ -121,11 +121,15 @@ def test_two_simultaneous_runs_on_one_target_both_land(stack: Stack, s3_env: Non
 
 
 def test_the_schedule_appends_once_and_then_commits_nothing(stack: Stack, s3_env: None) -> None:
+    """And publishes what it appends: the ingest deployment's default."""
     deployment = stack.deployment_id("ingest", "ingest")
 
     def two_completed() -> list[dict[str, Any]] | None:
-        # a run that fires while the previous one works is cancelled (the deployment's limit): not counted
-        done = [r for r in stack.runs_of(deployment) if r["state_type"] in TERMINAL - {"CANCELLED"}]
+        # a run that fires while the previous one works is cancelled (the deployment's limit): not counted; nor are
+        # the runs other tests create on the deployment
+        done = [
+            r for r in stack.runs_of(deployment) if r["auto_scheduled"] and r["state_type"] in TERMINAL - {"CANCELLED"}
+        ]
         return done[:2] if len(done) >= 2 else None
 
     first, second = wait_for(two_completed, f"two scheduled ingest runs (logs in {stack.logs})", timeout=300)
@@ -138,6 +142,10 @@ def test_the_schedule_appends_once_and_then_commits_nothing(stack: Stack, s3_env
     assert [s.message for s in snapshots][1:] == ["first day", "Repository initialized"]
     assert snapshots[0].metadata["icefloe"]["flow_run_id"] == first["id"]
     xr.testing.assert_identical(_opened(stack.ingest_repo), steps(0, 48).compute())
+    (published,) = wait_for(lambda: stack.events("icefloe.snapshot.published", first["id"]), "published", timeout=60)
+    assert published["payload"]["snapshot"] == snapshots[0].id
+    assert published["payload"]["parent"] == snapshots[1].id
+    assert _repository(stack.ingest_repo).list_branches() == {"main"}  # the staging branch went with the publish
 
 
 def test_the_stack_reported_to_one_api(stack: Stack) -> None:

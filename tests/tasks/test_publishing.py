@@ -1,18 +1,21 @@
 """A publishing run whose branch moved between its staged commit and its publish: rebased over the other writer's
 commit and published when the two do not conflict, failed cleanly (the branch at the other writer's snapshot, the
-staged one kept) when they do. The other writer commits from the run's own publish check, at that very moment."""
+staged one kept) when they do. The other writer commits from the run's own publish check, at that very moment.
+And `store_array`'s arrays, which need not be a Dataset, through the gate."""
 
 import json
 from pathlib import Path
 
+import dask.array as da
+import numpy as np
 import pytest
 import xarray as xr
 import zarr
 
-from tasks.errors import CommitConflictError
-from tasks.request import DatasetWrite, PublishGate, WriteOptions
+from tasks.errors import CommitConflictError, PublishRejectedError
+from tasks.request import ArraySpec, ArrayWrite, DatasetWrite, PublishGate, WriteOptions
 from tasks.running.local import LocalOrchestrator
-from tasks.running.runs import run_write_dataset
+from tasks.running.runs import run_store_array, run_write_dataset
 from tests.conftest import committed, open_repo
 from tests.sources import OTHER_WRITER, steps
 
@@ -68,3 +71,34 @@ def test_a_conflicting_writer_fails_the_publish_cleanly_with_the_staged_snapshot
     assert (t2m[48] == -1.0).all()
     (staged,) = repo.list_branches() - {"main"}
     xr.testing.assert_identical(committed(target, branch=staged), steps(0, 96).compute())
+
+
+def test_arrays_that_are_no_dataset_publish_with_the_checks_that_apply_and_a_nan_step_along_a_named_axis_is_caught(
+    tmp_path: Path,
+) -> None:
+    target = str(tmp_path / "repo")
+    values = np.arange(8 * 6, dtype="f4").reshape(8, 6)
+    plain = ArrayWrite(source=da.from_array(values, chunks=(2, 6)), target=ArraySpec(path="x", chunks=(2, 6)))
+    gate = PublishGate()
+
+    result = run_store_array(LocalOrchestrator(), target, [plain], "main", None, WriteOptions(), gate)
+
+    assert result.published
+    outcomes = {c.check: c.outcome for c in result.checks}
+    assert outcomes["group '/' opens as a Dataset"] == "skipped"  # no dimension names: no checks by step
+    assert "failed" not in outcomes.values()
+    assert (zarr.open_array(open_repo(target).readonly_session("main").store, path="x")[:] == values).all()
+
+    values[3] = np.nan  # in its own repository: xarray opens no group that holds `x`, which has no dimension names
+    named = ArraySpec(path="y", chunks=(2, 6), dimension_names=("time", "x"))
+    with pytest.raises(PublishRejectedError, match="NaN everywhere: 'y' at 3"):
+        run_store_array(
+            LocalOrchestrator(),
+            str(tmp_path / "named"),
+            [ArrayWrite(source=da.from_array(values, chunks=(2, 6)), target=named)],
+            "main",
+            None,
+            WriteOptions(),
+            gate,
+        )
+    assert len(list(open_repo(str(tmp_path / "named")).ancestry(branch="main"))) == 1

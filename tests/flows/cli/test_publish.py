@@ -4,6 +4,7 @@ and `icefloe publish --staged` publishes (with --force while it fails); a good o
 does; a publish interrupted by SIGKILL is finished by the same request, with no block written again."""
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import xarray as xr
 from prefect.settings import PREFECT_API_URL
 
 from flows.cli.main import main
+from tasks.running.local import LocalOrchestrator
+from tasks.running.runs import run_write_dataset
 from tests.conftest import committed, open_repo, snapshot_count
 from tests.processes import command_env, icefloe, wait_for
 from tests.sources import KILL_FILE, steps
@@ -20,6 +23,20 @@ from tests.sources import KILL_FILE, steps
 
 def source(function: str = "steps", **keywords: Any) -> str:
     return json.dumps({"kind": "callable", "function": f"tests.sources:{function}", "keywords": keywords})
+
+
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository holding steps 0-48, written once for the module (each test works on its own copy)."""
+    target = tmp_path_factory.mktemp("two-days") / "repo"
+    run_write_dataset(LocalOrchestrator(), str(target), steps(0, 48))
+    return target
+
+
+def copy_of(two_days: Path, tmp_path: Path) -> str:
+    target = tmp_path / "repo"
+    shutil.copytree(two_days, target)
+    return str(target)
 
 
 def rejected_events(target: str) -> list[dict[str, Any]] | None:
@@ -58,10 +75,9 @@ DEFECTS = {
 
 @pytest.mark.parametrize("defect", DEFECTS)
 def test_a_snapshot_that_fails_a_check_is_kept_off_its_branch_until_forced(
-    defect: str, tmp_path: Path, dask_address: str, capsys: pytest.CaptureFixture[str]
+    defect: str, two_days: Path, tmp_path: Path, dask_address: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = str(tmp_path / "repo")
-    assert main(["write", source(start=0, stop=48), target, "--dask-address", dask_address]) == 0
+    target = copy_of(two_days, tmp_path)
     tip = open_repo(target).lookup_branch("main")
     arguments, named = DEFECTS[defect]
     capsys.readouterr()
@@ -96,16 +112,14 @@ def test_a_snapshot_that_fails_a_check_is_kept_off_its_branch_until_forced(
 
 
 def test_a_good_write_with_publish_moves_the_branch_as_a_plain_write_does(
-    tmp_path: Path, dask_address: str, capsys: pytest.CaptureFixture[str]
+    two_days: Path, tmp_path: Path, dask_address: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plain, gated = str(tmp_path / "plain"), str(tmp_path / "gated")
-    for target in (plain, gated):
-        assert main(["write", source(start=0, stop=48), target, "--dask-address", dask_address]) == 0
-    capsys.readouterr()
+    plain, gated = copy_of(two_days, tmp_path / "plain"), copy_of(two_days, tmp_path / "gated")
 
     append = [source(start=48, stop=96), "--append-dim", "time", "--dask-address", dask_address]
     assert main(["write", append[0], plain, *append[1:]]) == 0
     assert main(["write", append[0], gated, *append[1:], "--publish"]) == 0
+    assert "published: staged on icefloe.staged.main." in capsys.readouterr().out
 
     assert snapshot_count(gated) == snapshot_count(plain) == 3
     assert open_repo(gated).list_branches() == {"main"}
@@ -115,10 +129,11 @@ def test_a_good_write_with_publish_moves_the_branch_as_a_plain_write_does(
     assert f"nothing staged in {gated}" in capsys.readouterr().out
 
 
-def test_a_publish_killed_after_the_staged_commit_is_finished_by_the_same_request(tmp_path: Path) -> None:
-    target, marker = str(tmp_path / "repo"), tmp_path / "kill-once"
+def test_a_publish_killed_after_the_staged_commit_is_finished_by_the_same_request(
+    two_days: Path, tmp_path: Path
+) -> None:
+    target, marker = copy_of(two_days, tmp_path), tmp_path / "kill-once"
     env = command_env(tmp_path / "home", **{KILL_FILE: str(marker)})
-    assert icefloe("write", source(start=0, stop=48), target, env=env, cwd=tmp_path).returncode == 0
     tip = open_repo(target).lookup_branch("main")
     request = [source(start=48, stop=96), target, "--append-dim", "time", "--publish"]
     marker.touch()
@@ -148,10 +163,9 @@ def test_a_publish_killed_after_the_staged_commit_is_finished_by_the_same_reques
 
 
 def test_publish_refuses_a_staging_branch_that_is_not_there_and_fails_once_the_branch_moved(
-    tmp_path: Path, dask_address: str, capsys: pytest.CaptureFixture[str]
+    two_days: Path, tmp_path: Path, dask_address: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = str(tmp_path / "repo")
-    assert main(["write", source(start=0, stop=48), target, "--dask-address", dask_address]) == 0
+    target = copy_of(two_days, tmp_path)
     nan_day = source("defective", start=48, stop=72, defect="nan")
     assert main(["write", nan_day, target, "--append-dim", "time", "--publish", "--dask-address", dask_address]) == 1
     repo = open_repo(target)
