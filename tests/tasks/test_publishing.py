@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 import zarr
 
+from tasks.committing.report import committed_payload, summary_markdown
 from tasks.errors import CommitConflictError, PublishRejectedError
 from tasks.request import ArraySpec, ArrayWrite, DatasetWrite, PublishGate, WriteOptions
 from tasks.running.local import LocalOrchestrator
@@ -88,6 +89,12 @@ def test_arrays_that_are_no_dataset_publish_with_the_checks_that_apply_and_a_nan
     assert outcomes["group '/' opens as a Dataset"] == "skipped"  # no dimension names: no checks by step
     assert "failed" not in outcomes.values()
     assert (zarr.open_array(open_repo(target).readonly_session("main").store, path="x")[:] == values).all()
+    summary = summary_markdown(result)  # what the run's summary artifact says
+    assert f"## icefloe published snapshot `{result.snapshot_id}`" in summary
+    assert f"staged on `{result.staged_branch}` → checked (" in summary
+    assert "passed) → published" in summary
+    assert "| group '/' opens as a Dataset | skipped | not a Dataset, no checks by step" in summary
+    assert committed_payload(result)["staged_branch"] == result.staged_branch
 
     values[3] = np.nan  # in its own repository: xarray opens no group that holds `x`, which has no dimension names
     named = ArraySpec(path="y", chunks=(2, 6), dimension_names=("time", "x"))
