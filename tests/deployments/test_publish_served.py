@@ -3,6 +3,7 @@ nothing but the repository and the source, is rejected (the run fails, `main` st
 the event names it). That its good days are published is shown by its schedule's runs
 (`tests/deployments/test_topology.py::test_the_schedule_appends_once_and_then_commits_nothing`)."""
 
+import json
 import uuid
 from typing import Any
 
@@ -53,3 +54,9 @@ def test_served_ingest_publishes_by_default_and_rejects_a_day_with_a_nan_step(st
     assert committed(target, branch=staged).sizes["time"] == 72
     xr.testing.assert_identical(committed(target), steps(0, 48).compute())
     wait_for(lambda: "failed its checks" in stack.log_text(bad["id"]) or None, "the rejected run's log", timeout=60)
+    artifacts = stack.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [bad["id"]]}}}).json()
+    (table,) = [a for a in artifacts if a["type"] == "table" and "before publishing" in (a["description"] or "")]
+    rows = json.loads(table["data"]) if isinstance(table["data"], str) else table["data"]
+    assert {r["check"]: r["outcome"] for r in rows}["no all-NaN 'time' step"] == "failed"
+    (summary,) = [a for a in artifacts if a["type"] == "markdown"]
+    assert "→ **not published**: `main` did not move" in summary["data"]
