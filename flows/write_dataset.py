@@ -9,7 +9,7 @@ from flows.orchestrator import PrefectOrchestrator
 from flows.process import set_up_flow_process
 from tasks.records import CommitResult
 from tasks.regions import RegionArgument, to_zarr_region
-from tasks.request import DatasetWrite, WriteMode, WriteOptions, publish_gate
+from tasks.request import DatasetWrite, WriteMode, WriteOptions, dataset_write_gate
 from tasks.running.runs import run_write_dataset
 from tasks.storage.sources import DatasetSource
 
@@ -84,5 +84,5 @@ def write_dataset(
         branch=branch,
         validation_hook=validation_hook,
     )
-    gate = publish_gate(publish, append_dim or "time", allow_nan, publish_check, appends_only=append_dim is not None)
+    gate = dataset_write_gate(publish, write, allow_nan, publish_check)
     return run_write_dataset(PrefectOrchestrator(), repo, source, write, message, options, gate)

@@ -185,3 +185,9 @@ def publish_gate(
     if not publish:
         return None
     return PublishGate(time_dim=time_dim, allow_nan=allow_nan, check=check, appends_only=appends_only)
+
+
+def dataset_write_gate(publish: bool, write: DatasetWrite, allow_nan: bool, check: str | None) -> PublishGate | None:
+    """A Dataset write's gate: along its append dimension (else time), appends only when it appends."""
+    appends = write.append_dim is not None
+    return publish_gate(publish, write.append_dim or "time", allow_nan, check, appends_only=appends)

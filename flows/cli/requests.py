@@ -11,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from flows.cli.arguments import RUN_OPTIONS, WRITE_OPTIONS
 from tasks.errors import InvalidRequestError
 from tasks.regions import RegionParameter
-from tasks.request import DatasetWrite, PublishGate, WriteOptions, publish_gate
+from tasks.request import DatasetWrite, PublishGate, WriteOptions, dataset_write_gate
 from tasks.storage.callables import CALLABLE_PATTERN
 from tasks.storage.file_sources import GribSource, NetCDFSource
 from tasks.storage.sources import CallableSource, IcechunkSource, NamedSource, ZarrSource
@@ -104,10 +104,8 @@ def dataset_write(args: argparse.Namespace) -> DatasetWrite:
         raise InvalidRequestError(validation_problems(e)) from e
 
 
-def gate_from_flags(args: argparse.Namespace, append_dim: str | None) -> PublishGate | None:
-    """The publish gate `--publish` asks for: along the append dimension (else time), appends only with one."""
-    if not args.publish:
-        if args.publish_check or args.allow_nan:
-            raise InvalidRequestError("--publish-check and --allow-nan apply to --publish only: add --publish")
-        return None
-    return publish_gate(True, append_dim or "time", args.allow_nan, args.publish_check, append_dim is not None)
+def gate_from_flags(args: argparse.Namespace, write: DatasetWrite) -> PublishGate | None:
+    """The publish gate `--publish` asks for."""
+    if not args.publish and (args.publish_check or args.allow_nan):
+        raise InvalidRequestError("--publish-check and --allow-nan apply to --publish only: add --publish")
+    return dataset_write_gate(args.publish, write, args.allow_nan, args.publish_check)

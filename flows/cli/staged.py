@@ -31,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not found:
         print(f"nothing staged in {args.target}")
+    branches = repo.list_branches()
     for staged in found:
-        tip = repo.lookup_branch(staged.branch) if staged.branch in repo.list_branches() else None
+        tip = repo.lookup_branch(staged.branch) if staged.branch in branches else None
         over = "over its tip" if tip == staged.parent_id else f"over {staged.parent_id} (the tip is now {tip})"
         when = staged.written_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         print(f"{staged.name}  snapshot {staged.snapshot_id} for {staged.branch}, {over}, staged {when}")

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
         source = parse_source(args.source, args.concat_dim)
         write = dataset_write(args)
-        gate = gate_from_flags(args, write.append_dim)
+        gate = gate_from_flags(args, write)
         call = WriteCall(args.target, source, write, args.message, write_options(args), gate)
         result, recorded = run_write(call, prefect)
         print_summary(result, args.target, recorded)

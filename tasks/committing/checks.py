@@ -133,8 +133,8 @@ def _nan_steps_of(session: icechunk.Session, path: str, region: Region, axis: in
         if len(stored) < len(cells) and not fill_is_nan:
             return []  # a chunk not stored holds the fill value, a number, at every step of the row
         valued = np.zeros(stop - start, dtype=bool)
-        middle_first = sorted(stored, key=lambda c: abs(stored.index(c) - len(stored) // 2))
-        for cell in middle_first:
+        middle = len(stored) // 2
+        for _, cell in sorted(enumerate(stored), key=lambda pair: abs(pair[0] - middle)):
             where = tuple(
                 slice(max(lo, i * g), min(hi, (i + 1) * g)) for i, g, (lo, hi) in zip(cell, grid, region, strict=True)
             )

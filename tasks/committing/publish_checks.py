@@ -15,7 +15,7 @@ import xarray as xr
 import zarr
 
 from tasks.committing.checks import check_chunks, check_declared, check_nan_steps, check_time, listed, stored_grid
-from tasks.committing.validate import checked, group_of, written_regions
+from tasks.committing.validate import checked, variables_by_group, written_regions
 from tasks.errors import one_line
 from tasks.records import Check, Region
 from tasks.request import PublishGate
@@ -82,18 +82,19 @@ def check_nothing_lost(parent: icechunk.Session, staged: icechunk.Session) -> Ch
 
 
 def check_held_steps(
-    parent: icechunk.Session, staged: icechunk.Session, written: dict[str, Region], gate: PublishGate
+    parent: icechunk.Session, staged: dict[str, xr.Dataset], written: dict[str, Region], gate: PublishGate
 ) -> Check:
-    """The steps the branch held keep their labels; a run that only appends rewrote none of them."""
+    """The steps the branch held keep their labels; a run that only appends rewrote none of them. `staged`: each
+    written group of the staged snapshot as a Dataset (a group missing there could not be opened)."""
     time_dim = gate.time_dim
     name = f"held '{time_dim}' steps kept"
     problems: list[str] = []
     held_steps = 0
-    for group in sorted({group_of(path) for path in written}):
-        before = _open_group(parent, group)
+    for group, paths in variables_by_group(written).items():
+        before = _open_group(parent, group) if paths else None
         if before is None or time_dim not in before.indexes:
             continue
-        after = _open_group(staged, group)
+        after = staged.get(group)
         held = before.indexes[time_dim]
         held_steps += len(held)
         now = after.indexes.get(time_dim) if after is not None else None
@@ -102,7 +103,7 @@ def check_held_steps(
             problems.append(f"'{group or '/'}' relabelled or removed {listed(changed)}")
             continue
         if gate.appends_only and after is not None:
-            problems += _rewritten(after, written, group, time_dim, held)
+            problems += _rewritten(after, paths, written, time_dim, held)
     if problems:
         return Check(check=name, outcome="failed", detail=listed(problems))
     if not held_steps:
@@ -110,14 +111,16 @@ def check_held_steps(
     return Check(check=name, outcome="passed", detail=f"{held_steps} held steps")
 
 
-def _rewritten(dataset: xr.Dataset, written: dict[str, Region], group: str, time_dim: str, held: Any) -> list[str]:
-    """The group's written arrays whose region along `time_dim` starts within the `held` steps."""
+def _rewritten(
+    dataset: xr.Dataset, paths: dict[str, str], written: dict[str, Region], time_dim: str, held: Any
+) -> list[str]:
+    """The group's written arrays (`paths`: by variable) whose region along `time_dim` starts within the `held`
+    steps."""
     rewritten = []
-    for path, region in sorted(written.items()):
-        name = path.rsplit("/", 1)[-1]
-        if group_of(path) != group or name not in dataset.variables or time_dim not in dataset[name].dims:
+    for variable, path in sorted(paths.items()):
+        if variable not in dataset.variables or time_dim not in dataset[variable].dims:
             continue
-        start = region[dataset[name].dims.index(time_dim)][0]
+        start = written[path][dataset[variable].dims.index(time_dim)][0]
         if start < len(held):
             rewritten.append(f"'{path}' rewrote held steps from {held[start]} (the run only appends)")
     return rewritten
@@ -164,15 +167,13 @@ def publish_checks(
         check_declared(staged, declared if isinstance(declared, dict) else {}),
     ]
     datasets: dict[str, xr.Dataset] = {}
-    for group in sorted({group_of(path) for path in written}) or [""]:
+    for group, paths in variables_by_group(written).items():
         try:
             dataset = xr.open_zarr(staged.store, group=group or None, consolidated=False, chunks={})
         except Exception as e:  # its coordinates are read as it opens
             checks.append(_unopened(group, e, _open_group(parent, group) is not None))
             continue
         datasets[group] = dataset
-        prefix = f"{group}/" if group else ""
-        paths = {p.removeprefix(prefix): p for p in written if group_of(p) == group}
         checks.append(checked(f"'{gate.time_dim}' increasing, no duplicates", check_time, dataset, gate.time_dim))
         checks.append(
             checked(
@@ -188,7 +189,7 @@ def publish_checks(
             )
         )
     checks.append(checked("nothing shrank, disappeared or changed type", check_nothing_lost, parent, staged))
-    checks.append(checked(f"held '{gate.time_dim}' steps kept", check_held_steps, parent, staged, written, gate))
+    checks.append(checked(f"held '{gate.time_dim}' steps kept", check_held_steps, parent, datasets, written, gate))
     if gate.check is not None:
         checks.append(check_users(import_function(gate.check, "publish check"), gate.check, datasets))
     return checks

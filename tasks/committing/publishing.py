@@ -43,7 +43,6 @@ class Gated:
     staged: str
     checks: list[Check]
     published: bool
-    rebases: int = 0
 
 
 type Checks = Callable[[str, str], list[Check]]
@@ -93,7 +92,7 @@ def check_and_publish(
         if failed:
             logger.warning("snapshot %s (on %s) failed its checks: %s", snapshot_id, staged, failures(found))
             if not force:
-                return Gated(snapshot_id, parent_id, staged, found, published=False, rebases=rebases)
+                return Gated(snapshot_id, parent_id, staged, found, published=False)
         try:
             repo.reset_branch(branch, snapshot_id, from_snapshot_id=parent_id)
         except ConflictError:
@@ -108,7 +107,7 @@ def check_and_publish(
             snapshot_id, parent_id = rebase.again(repo, staged)
             continue
         repo.delete_branch(staged)  # the branch holds it now
-        return Gated(snapshot_id, parent_id, staged, found, published=True, rebases=rebases)
+        return Gated(snapshot_id, parent_id, staged, found, published=True)
 
 
 @dataclass
@@ -153,32 +152,25 @@ class StagedSnapshot:
     metadata: dict[str, Any]
 
 
+def _read_staged(repo: icechunk.Repository, name: str) -> StagedSnapshot:
+    snapshot = repo.lookup_snapshot(repo.lookup_branch(name))
+    icefloe = snapshot.metadata.get("icefloe", {})
+    branch = icefloe.get("staged_for") or name.removeprefix(STAGED).rsplit(".", 1)[0]
+    return StagedSnapshot(
+        name, branch, snapshot.id, snapshot.parent_id or "", snapshot.message, snapshot.written_at, snapshot.metadata
+    )
+
+
 def staged_snapshots(repo: icechunk.Repository) -> list[StagedSnapshot]:
     """The repository's staging branches, oldest first."""
-    found = []
-    for name in sorted(b for b in repo.list_branches() if b.startswith(STAGED)):
-        snapshot = repo.lookup_snapshot(repo.lookup_branch(name))
-        icefloe = snapshot.metadata.get("icefloe", {})
-        branch = icefloe.get("staged_for") or name.removeprefix(STAGED).rsplit(".", 1)[0]
-        found.append(
-            StagedSnapshot(
-                name,
-                branch,
-                snapshot.id,
-                snapshot.parent_id or "",
-                snapshot.message,
-                snapshot.written_at,
-                snapshot.metadata,
-            )
-        )
+    found = [_read_staged(repo, name) for name in repo.list_branches() if name.startswith(STAGED)]
     return sorted(found, key=lambda s: s.written_at)
 
 
 def staged_snapshot(repo: icechunk.Repository, name: str, target: str) -> StagedSnapshot:
-    for staged in staged_snapshots(repo):
-        if staged.name == name:
-            return staged
-    raise InvalidRequestError(f"no staging branch {name!r} in {target}; `icefloe staged {target}` lists them")
+    if not name.startswith(STAGED) or name not in repo.list_branches():
+        raise InvalidRequestError(f"no staging branch {name!r} in {target}; `icefloe staged {target}` lists them")
+    return _read_staged(repo, name)
 
 
 def stage_and_publish(
@@ -203,8 +195,8 @@ def found_staged(repo: icechunk.Repository, name: str, parent_id: str) -> str | 
     """The snapshot an earlier attempt of the run staged on `name` over the same tip, if there is one."""
     if name not in repo.list_branches():
         return None
-    snapshot = repo.lookup_snapshot(repo.lookup_branch(name))
-    return snapshot.id if snapshot.parent_id == parent_id else None
+    staged = _read_staged(repo, name)
+    return staged.snapshot_id if staged.parent_id == parent_id else None
 
 
 def publish_staged(repo: icechunk.Repository, name: str, target: str, force: bool, logger: Logger) -> Gated:

@@ -67,6 +67,15 @@ def group_of(path: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path else ""
 
 
+def variables_by_group(written: dict[str, Region]) -> dict[str, dict[str, str]]:
+    """The written arrays by group, each by its name in that group's Dataset: {group: {variable: path}}; the root
+    alone when nothing was written."""
+    groups: dict[str, dict[str, str]] = {}
+    for path in sorted(written):
+        groups.setdefault(group_of(path), {})[path.rsplit("/", 1)[-1]] = path
+    return groups or {"": {}}
+
+
 def validate_snapshot(
     target: str,
     *,
@@ -94,15 +103,12 @@ def validate_snapshot(
     checks = [checked("chunks present and readable", check_chunks, session, written)]
     declared = snapshot.metadata.get("icefloe", {}).get("arrays", {})
     checks.append(check_declared(session, declared if isinstance(declared, dict) else {}))
-    groups = sorted({group_of(path) for path in written})
-    for group in groups or [""]:
+    for group, paths in variables_by_group(written).items():
         try:
             dataset = xr.open_zarr(session.store, group=group or None, consolidated=False, chunks={})
         except Exception as e:  # its coordinates are read as it opens
             checks.append(unread(f"group '{group or '/'}' opens", e))
             continue
-        prefix = f"{group}/" if group else ""
-        paths = {p.removeprefix(prefix): p for p in written if group_of(p) == group}
         checks.append(checked(f"'{time_dim}' increasing, no duplicates", check_time, dataset, time_dim))
         checks.append(
             checked(
