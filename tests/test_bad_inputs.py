@@ -23,7 +23,7 @@ from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 from tasks.storage.sources import CallableSource
 from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import open_repo
-from tests.processes import command_env, icefloe
+from tests.processes import command_env, icefloe, started_prefect_home
 from tests.sources import netcdf_files
 
 SMALL = {"kind": "synthetic", "ntime": 48, "nlat": 19, "nlon": 36, "time_chunk": 24}
@@ -168,7 +168,7 @@ def test_the_command_line_refuses_with_one_clear_line(name: str, workspace: dict
     tip = open_repo(workspace["existing"]).lookup_branch("main")
 
     started = time.perf_counter()
-    done = icefloe(*argv, env=command_env(tmp_path / "home"), cwd=tmp_path)
+    done = icefloe(*argv, env=command_env(started_prefect_home(tmp_path / "home")), cwd=tmp_path)
     seconds = time.perf_counter() - started
 
     lines = [line for line in done.stderr.splitlines() if line.startswith("icefloe ")]

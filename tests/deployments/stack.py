@@ -11,7 +11,7 @@ import httpx
 from distributed import Client
 
 from tests.conftest import S3_ENV
-from tests.processes import free_port, processes, wait_for
+from tests.processes import free_port, processes, started_prefect_home, wait_for
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -92,7 +92,7 @@ def start_api_and_cluster(
     port, dask_port = free_port(), free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {
-        "PREFECT_HOME": str(logs / "prefect-home"),
+        "PREFECT_HOME": str(started_prefect_home(logs / "prefect-home")),
         "PREFECT_API_URL": api,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": str(ui).lower(),

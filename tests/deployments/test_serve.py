@@ -13,7 +13,7 @@ import xarray as xr
 from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import open_repo
 from tests.deployments.stack import Stack
-from tests.processes import command_env, free_port, processes, wait_for
+from tests.processes import command_env, free_port, processes, started_prefect_home, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -26,7 +26,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("serve-logs")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = command_env(logs / "prefect-home", PREFECT_API_URL=api, PREFECT_UI_ENABLED="false")
+    env = command_env(started_prefect_home(logs / "prefect-home"), PREFECT_API_URL=api, PREFECT_UI_ENABLED="false")
     with processes() as start:
         start("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=env,
               log=logs / "prefect-server.log")  # fmt: skip

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from flows.temporary_server import TemporaryServer
-from tests.processes import command_env, icefloe
+from tests.processes import command_env, icefloe, started_prefect_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -41,8 +41,9 @@ def gone(pid: int, timeout: float) -> bool:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
-    return tmp_path / "prefect-home"
+    home = started_prefect_home(tmp_path / "prefect-home")
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    return home
 
 
 def test_a_write_with_a_temporary_server_is_kept_in_its_prefect_home(tmp_path: Path, home: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import snapshot_count
-from tests.processes import BIN, command_env, icefloe, processes_marked
+from tests.processes import BIN, command_env, icefloe, processes_marked, started_prefect_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -30,7 +30,7 @@ STOPS = {  # how the command is stopped, and the exit status the user then sees
 @pytest.fixture(scope="module")
 def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One Prefect home: every temporary server of the module uses one database, so the target's slot persists."""
-    return tmp_path_factory.mktemp("prefect-home")
+    return started_prefect_home(tmp_path_factory.mktemp("prefect-home"))
 
 
 def kept_blocks(target: Path) -> list[Path]:

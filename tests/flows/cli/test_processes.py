@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import BIN, command_env, processes_marked
+from tests.processes import BIN, command_env, processes_marked, started_prefect_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -28,8 +28,8 @@ MODES = {"threads": [], "processes": ["--processes", "--n-workers", "2"], "tempo
 
 @pytest.fixture(scope="module")
 def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One Prefect home for the module: the temporary servers migrate its database once."""
-    return tmp_path_factory.mktemp("prefect-home")
+    """One Prefect home for the module, its database that of a server started once."""
+    return started_prefect_home(tmp_path_factory.mktemp("prefect-home"))
 
 
 def left_behind(marker: str, grace: float = 5.0) -> list[str]:
