@@ -41,11 +41,17 @@ def _members(session: icechunk.Session) -> dict[str, Any]:
     return {"": root, **dict(root.members(max_depth=None))}
 
 
+def _in_one_chunk(array: zarr.Array[Any]) -> bool:
+    """One chunk holds all of it (as xarray writes a coordinate): its chunk follows its length, no layout to keep."""
+    return array.shards is None and all(c >= n for c, n in zip(array.chunks, array.shape, strict=True))
+
+
 def _array_changes(path: str, before: zarr.Array[Any], after: zarr.Array[Any]) -> list[str]:
     changes = []
     if before.dtype != after.dtype:
         changes.append(f"'{path}' dtype {before.dtype} -> {after.dtype}")
-    if stored_grid(before) != stored_grid(after) or before.chunks != after.chunks:
+    relaid = stored_grid(before) != stored_grid(after) or before.chunks != after.chunks
+    if relaid and not (_in_one_chunk(before) and _in_one_chunk(after)):
         changes.append(f"'{path}' chunks {before.chunks} -> {after.chunks}")
     if repr(before.fill_value) != repr(after.fill_value):
         changes.append(f"'{path}' fill value {before.fill_value!r} -> {after.fill_value!r}")

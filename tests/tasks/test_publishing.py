@@ -109,3 +109,17 @@ def test_arrays_that_are_no_dataset_publish_with_the_checks_that_apply_and_a_nan
             gate,
         )
     assert len(list(open_repo(str(tmp_path / "named")).ancestry(branch="main"))) == 1
+
+
+def test_a_rewrite_that_grows_the_dataset_publishes(tmp_path: Path) -> None:
+    """Found by the sequence test (test_run_sequences.py): a coordinate xarray writes as one chunk changes its chunk
+    with its length; the gate took that for a changed layout and refused every mode "w" that grew a dataset."""
+    target = str(tmp_path / "repo")
+    run_write_dataset(LocalOrchestrator(), target, steps(0, 24))
+
+    result = run_write_dataset(
+        LocalOrchestrator(), target, steps(0, 48), DatasetWrite(mode="w"), None, WriteOptions(), PublishGate()
+    )
+
+    assert result.published
+    xr.testing.assert_identical(committed(target), steps(0, 48).compute())
