@@ -15,6 +15,7 @@ from typing import NoReturn
 from flows.cli import demo, history, kept, publish, serve, staged, validate, write
 from flows.cli.exit_codes import report
 from flows.cli.signals import interruptible
+from tasks.committing.landing import held_signals, landed_snapshot
 from tasks.logs import quiet_icechunk
 
 COMMANDS = (write, demo, history, validate, publish, staged, kept, serve)
@@ -53,6 +54,14 @@ def entry_point() -> NoReturn:
     sys.exit(code)
 
 
+def _a_stop(error: BaseException) -> bool:
+    """Ctrl-C, or the SIGTERM Prefect's own handler turns into `TerminationSignal` while a flow runs."""
+    exceptions = sys.modules.get("prefect.exceptions")
+    return isinstance(error, KeyboardInterrupt) or (
+        exceptions is not None and isinstance(error, exceptions.TerminationSignal)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.icechunk_log:
@@ -63,8 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     stopped_by: list[int] = []
     with interruptible(args.command in ("write", "demo"), stopped_by):
         try:
-            return int(args.run(args))
+            code = int(args.run(args))
         except BaseException as e:
+            if landed_snapshot() is not None and (stopped_by or _a_stop(e)):
+                # stopped after its snapshot landed: saying "interrupted" would have the same append run twice
+                number = stopped_by[-1] if stopped_by else signal.SIGTERM
+                print(
+                    f"icefloe {args.command}: stopped ({signal.Signals(number).name}) after snapshot "
+                    f"{landed_snapshot()} landed on its branch: the write is complete",
+                    file=sys.stderr,
+                )
+                return 0
             if stopped_by or isinstance(e, KeyboardInterrupt):
                 # whatever the interrupt became on its way out (libraries wrap it), the user stopped the command
                 number = stopped_by[0] if stopped_by else signal.SIGINT
@@ -73,3 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(e, Exception):
                 return report(args.command, e)
             raise
+        for number in held_signals():
+            name = signal.Signals(number).name
+            print(f"icefloe {args.command}: {name} came as the run moved its branch; it finished", file=sys.stderr)
+        return code

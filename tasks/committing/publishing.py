@@ -19,6 +19,7 @@ from typing import Any
 import icechunk
 from icechunk import ConflictDetector, ConflictError, RebaseFailedError, Session
 
+from tasks.committing.landing import landed, moving_branch
 from tasks.committing.publish_checks import publish_checks
 from tasks.errors import CommitConflictError, InvalidRequestError
 from tasks.internals.icechunk import session_bytes, session_from_bytes
@@ -94,7 +95,9 @@ def check_and_publish(
             if not force:
                 return Gated(snapshot_id, parent_id, staged, found, published=False)
         try:
-            repo.reset_branch(branch, snapshot_id, from_snapshot_id=parent_id)
+            with moving_branch():
+                repo.reset_branch(branch, snapshot_id, from_snapshot_id=parent_id)
+                landed(snapshot_id)
         except ConflictError:
             tip = repo.lookup_branch(branch)
             if rebase is None or rebases >= rebase.tries:

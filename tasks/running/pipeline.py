@@ -19,8 +19,9 @@ import numpy as np
 import zarr
 from icechunk import Session
 
-from tasks.committing.commit import check_still_stored, commit_session
+from tasks.committing.commit import check_landed_stored, check_still_stored, commit_session
 from tasks.committing.kept_forks import KeptForks
+from tasks.committing.landing import landed, moving_branch
 from tasks.committing.merge import ForkMerger
 from tasks.committing.publish_checks import publish_checks
 from tasks.committing.publishing import Checks, Gated, check_and_publish, found_staged, stage_and_publish, staged_branch
@@ -276,15 +277,19 @@ def commit_merged(
         }
     }
     branch = str(session.branch)  # a session forgets its branch once it has committed
-    check_still_stored(session, writing.repository, writing.proven, logger)
+    checked = check_still_stored(session, writing.repository, writing.proven, logger)
     gated = None
     if run.gate is None:
-        snapshot_id = commit_session(session, message, metadata, options.commit_retries)
+        with moving_branch():
+            snapshot_id = commit_session(session, message, metadata, options.commit_retries)
+            landed(snapshot_id)
         parent_id = run.opened.parent_id
     else:
         gated = stage_checked(writing, message, metadata, options, logger)
         snapshot_id, parent_id = gated.snapshot_id, gated.parent_id
     assert parent_id is not None
+    if gated is None or gated.published:
+        check_landed_stored(writing.repository, branch, snapshot_id, checked, logger)
     result = CommitResult(
         target=canonical_target(run.target),
         snapshot_id=snapshot_id,

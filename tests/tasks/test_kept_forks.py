@@ -8,13 +8,14 @@ import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import xarray as xr
 import zarr
 
 from tasks.errors import BlockWriteError, UnreadableChunksError
-from tasks.request import WriteOptions
+from tasks.request import DatasetWrite, WriteOptions
 from tasks.running.local import LocalOrchestrator
 from tasks.running.runs import run_write_dataset
 from tasks.storage.sources import CallableSource
@@ -29,9 +30,11 @@ def request(markers: Path) -> CallableSource:
     return CallableSource(function="tests.sources:counted", keywords={"marker_dir": str(markers), **GRID})
 
 
+OPTIONS = WriteOptions(block_bytes=BLOCK_BYTES, retries=0, n_workers=1)
+
+
 def write(target: str, markers: Path) -> None:
-    options = WriteOptions(block_bytes=BLOCK_BYTES, retries=0, n_workers=1)
-    run_write_dataset(LocalOrchestrator(), target, request(markers), options=options)
+    run_write_dataset(LocalOrchestrator(), target, request(markers), options=OPTIONS)
 
 
 def fail(target: str, markers: Path, chunk: str = "3-0-0") -> None:
@@ -139,6 +142,35 @@ def test_a_collection_during_the_run_fails_the_commit_and_the_same_request_then_
     write(repo_path, markers)
 
     assert snapshot_count(repo_path) == 2
+    assert_reads_back_in_full(repo_path, markers)
+
+
+def test_a_collection_that_logs_itself_after_the_check_before_the_commit_gets_the_snapshot_withdrawn(
+    repo_path: str, markers: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the fault campaign (seed 1, on S3): a collection logs itself only once it has found what no snapshot
+    refers to; one that began before the run's check before its commit logged and deleted after it, and the snapshot
+    landed referring to deleted chunks. Here the whole collection runs right after that check."""
+    import tasks.running.pipeline as pipeline
+
+    check = pipeline.check_still_stored
+
+    def check_then_collect(*args: Any, **kwargs: Any) -> Any:
+        checked = check(*args, **kwargs)
+        collect_garbage(repo_path)
+        return checked
+
+    write(repo_path, markers)
+    tip = open_repo(repo_path).lookup_branch("main")
+    monkeypatch.setattr(pipeline, "check_still_stored", check_then_collect)
+    rewrite = {"write": DatasetWrite(mode="w"), "options": OPTIONS}
+    with pytest.raises(UnreadableChunksError, match=r"garbage collection as it was committed: branch 'main' is set"):
+        run_write_dataset(LocalOrchestrator(), repo_path, request(markers), **rewrite)  # type: ignore[arg-type]
+    assert open_repo(repo_path).lookup_branch("main") == tip  # withdrawn: readers see the snapshot before
+
+    monkeypatch.setattr(pipeline, "check_still_stored", check)
+    run_write_dataset(LocalOrchestrator(), repo_path, request(markers), **rewrite)  # type: ignore[arg-type]
+    assert snapshot_count(repo_path) == 3  # the first write's, and the rewrite's: the withdrawn one is in no history
     assert_reads_back_in_full(repo_path, markers)
 
 

@@ -12,9 +12,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import xarray as xr
 
-from tests.conftest import snapshot_count
+from tests.conftest import committed, open_repo, snapshot_count
 from tests.processes import BIN, command_env, icefloe, processes_marked, started_prefect_home
+from tests.sources import steps
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -81,3 +83,31 @@ def test_a_stopped_write_leaves_nothing_behind_and_the_next_one_resumes_at_once(
         assert "has ended" in again.stderr
     assert f"({finished} kept by an earlier attempt, not rewritten)" in again.stdout
     assert snapshot_count(str(target)) == 2
+
+
+def test_a_write_stopped_once_its_snapshot_has_landed_finishes_and_says_so(prefect_home: Path, tmp_path: Path) -> None:
+    """Found by the fault campaign (seeds 8 and 41): a SIGTERM that came after the commit made the command say it
+    was interrupted (exit 143) though its snapshot had landed, and the user's next try appended the steps twice."""
+    target, marker = tmp_path / "repo", uuid.uuid4().hex
+    env = command_env(prefect_home, ICEFLOE_TEST_MARKER=marker)
+    assert icefloe("write", "tests.sources:synthetic", str(target), env=env, cwd=tmp_path).returncode == 0
+    repo = open_repo(str(target))
+    tip = repo.lookup_branch("main")
+    source = json.dumps({"kind": "callable", "function": "tests.sources:steps", "keywords": {"start": 48, "stop": 96}})
+    argv = ["write", source, str(target), "--append-dim", "time", *BLOCKS]
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        command = subprocess.Popen([str(BIN / "icefloe"), *argv], env=env, cwd=tmp_path, stderr=stderr)
+        deadline = time.monotonic() + 240
+        while repo.lookup_branch("main") == tip and command.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert command.poll() is None, "the command ended before the test saw its snapshot land"
+        command.send_signal(signal.SIGTERM)  # the snapshot has landed: the report and the server's stop remain
+        assert command.wait(timeout=120) == 0
+    log = (tmp_path / "stderr.log").read_text()
+    # held while the branch moved, or come after: either way the command says the write is complete
+    said = r"SIGTERM came as the run moved its branch; it finished|stopped \(SIGTERM\) after snapshot \w+ landed"
+    assert re.search(said, log), log[-3000:]
+    assert snapshot_count(str(target)) == 3
+    xr.testing.assert_identical(committed(str(target)), steps(0, 96).compute())
+    assert kept_blocks(target) == []
+    assert processes_marked(marker) == []
