@@ -9,8 +9,10 @@ landed: a command interrupted after that says the write is complete (`flows/cli/
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
+from typing import Any
 
 _landed: list[str] = []
 _deferred: list[int] = []
@@ -38,7 +40,7 @@ def moving_branch() -> Iterator[None]:
     _deferred.extend(held)
 
 
-def _restore(previous: "dict[signal.Signals, signal._HANDLER]") -> None:
+def _restore(previous: dict[signal.Signals, Callable[[int, FrameType | None], Any] | int | None]) -> None:
     for number, handler in previous.items():
         signal.signal(number, handler)
 
