@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-_landed: list[str] = []
+_landed: str | None = None  # the snapshot a run of this process last put on its branch
 _deferred: list[int] = []
 
 
@@ -47,18 +47,20 @@ def _restore(previous: dict[signal.Signals, Callable[[int, FrameType | None], An
 
 def landed(snapshot_id: str) -> None:
     """Note, inside `moving_branch`, that the snapshot is on its branch."""
-    _landed.append(snapshot_id)
+    global _landed
+    _landed = snapshot_id
 
 
 def withdrawn(snapshot_id: str) -> None:
     """Note that the snapshot was taken off its branch again."""
-    if snapshot_id in _landed:
-        _landed.remove(snapshot_id)
+    global _landed
+    if _landed == snapshot_id:
+        _landed = None
 
 
 def landed_snapshot() -> str | None:
     """The snapshot a run of this process last put on its branch, if any."""
-    return _landed[-1] if _landed else None
+    return _landed
 
 
 def held_signals() -> list[int]:

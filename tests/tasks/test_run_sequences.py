@@ -240,18 +240,11 @@ class OtherWriter:
 
 
 @dataclass
-class Attempt:
-    """The last failed request, to run again."""
-
-    request: Request
-
-
-@dataclass
 class Sequence:
     target: str
     model: Model
     other_commits: int = 0
-    failed: Attempt | None = None
+    failed: Request | None = None  # the last failed request, to run again
     staged: dict[str, Model] = field(default_factory=dict)  # what each staging branch must hold
 
 
@@ -335,7 +328,7 @@ class RunSequences(RuleBasedStateMachine):
                 assert others.collected, error
             else:  # the fault, or a real conflict with the other writer's change
                 assert fault is not None or others.late, error
-            self.s.model, self.s.failed = unchanged, Attempt(request)
+            self.s.model, self.s.failed = unchanged, request
         assert self.snapshots() == snapshots + others.fired() + (result is not None), (request, fault, other, error)
         for name in self.staging() - staging:
             assert request.publish
@@ -393,7 +386,7 @@ class RunSequences(RuleBasedStateMachine):
         """The failed request again, fault gone; its source changed meanwhile (a new version of the data), or not."""
         if self.s.failed is None:
             return
-        request = self.s.failed.request
+        request = self.s.failed
         if changed:
             request = replace(request, version=request.version + 10)
         self.run(request, None, None)
