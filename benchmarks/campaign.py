@@ -21,7 +21,11 @@ faults, each at a random delay after the command starts, once a random number of
     s3        a burst of 500/503 answers or dropped connections from the S3 endpoint, for a few seconds
     writer    another writer commits a new array to the branch with Icechunk directly (rebasing, as Icechunk
               allows; on a local target it takes the same file lock icefloe does)
-    gc        Icechunk's garbage collection with a cutoff of now, after snapshot expiry half of the time
+    gc        Icechunk's garbage collection (after snapshot expiry half of the time) with the cutoff Icechunk assumes,
+              older than every session that may still commit: while a command runs, a cutoff from before the
+              round's first attempt; when none runs, a cutoff of now, and the next attempt waits for it to finish.
+              Half of the time the command is first killed (SIGKILL of its group): the nightly collection between
+              a failed run and its retry, which deletes what the run kept
 
 Then the same request runs again until it exits 0 (at most 5 attempts), unless its snapshot has landed: an attempt
 killed after its commit may have committed, and an append is to_zarr's append, which a second run would append
@@ -66,7 +70,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, redirect_stderr, suppress
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -208,6 +212,7 @@ def _fault(kind: str, rng: random.Random, expected_seconds: float, blocks: int) 
         detail["which"] = rng.randrange(2)
     elif kind == "gc":
         detail["expire"] = rng.random() < 0.5
+        detail["stop"] = rng.random() < 0.5  # the command killed first: the nightly collection after a failed run
     elif kind == "s3":
         style = rng.choice(("errors", "drops", "mixed"))
         share = round(rng.uniform(0.3, 1.0), 2)
@@ -402,6 +407,9 @@ class Running:
     began: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     started_at: float = 0.0
+    first_began: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # held while an attempt starts, and by a collection with a cutoff of now for as long as it runs
+    starting: threading.Lock = field(default_factory=threading.Lock)
     process: "subprocess.Popen[bytes] | None" = None
     attempt: Attempt | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -625,12 +633,12 @@ def _attempt(number: int, argv: list[str], env: dict[str, str], log: Path, runni
     attempt = Attempt(number, 0, 0.0)
     started = time.monotonic()
     with log.open("wb") as out:
-        process = subprocess.Popen(argv, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
-        with running.lock:
+        with running.starting, running.lock:
+            process = subprocess.Popen(argv, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)  # fmt: skip
             running.process, running.attempt = process, attempt
             if not running.began.is_set():
-                running.started_at = started
+                running.started_at, running.first_began = started, datetime.now(UTC)
                 running.began.set()
         try:
             attempt.exit_code = process.wait(timeout=ATTEMPT_TIMEOUT)
@@ -763,18 +771,45 @@ def _other_writer(fault: Fault, running: Running, target: Target, services: Serv
 
 
 def _collect(fault: Fault, running: Running, target: Target, services: Services) -> str:
-    repo = repository(target.url)
-    if repo is None:
-        return "missed: no repository yet"
-    expired: set[str] = set()
-    if fault.detail.get("expire"):
-        on_main = {s.id for s in repo.ancestry(branch="main")}
-        expired = set(repo.expire_snapshots(datetime.now(UTC))) & on_main
-        running.expired |= expired
-    summary = repo.garbage_collect(datetime.now(UTC))
+    """Expiry (half of the time) and a collection, with a cutoff older than every session that may still commit.
+
+    Icechunk assumes that of a collection's cutoff (its design doc 011): one of now that overlaps a commit deletes
+    chunks the commit refers to, and nothing the writer does can stop it (the first campaigns' seed 83). While a
+    command runs, every session that may commit began after the round's first attempt did; when none runs, the
+    cutoff is now and no attempt starts until the collection is done.
+    """
+    with ExitStack() as stack:
+        stack.enter_context(running.starting)
+        with running.lock:
+            process, attempt = running.process, running.attempt
+        stopped = ""
+        if process is not None and attempt is not None and fault.detail.get("stop"):
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+                attempt.signals.append(signal.SIGKILL.name)
+                stopped = f"SIGKILL to the command's process group {process.pid}, then "
+            while running.process is process:  # the round's loop sees it end; no attempt starts meanwhile
+                time.sleep(0.01)
+        with running.lock:
+            writing = running.process is not None
+        if writing:
+            stack.close()  # an attempt may start meanwhile: the cutoff is older than it too
+            # two seconds before: an object store may give times to the second (moto's listings do)
+            cutoff, when = running.first_began - timedelta(seconds=2), "before the first attempt"
+        else:
+            cutoff, when = datetime.now(UTC), "now, no command running"
+        repo = repository(target.url)
+        if repo is None:
+            return f"{stopped}no repository yet: nothing collected" if stopped else "missed: no repository yet"
+        expired: set[str] = set()
+        if fault.detail.get("expire"):
+            on_main = {s.id for s in repo.ancestry(branch="main")}
+            expired = set(repo.expire_snapshots(cutoff)) & on_main
+            running.expired |= expired
+        summary = repo.garbage_collect(cutoff)
     return (
-        f"expired {len(expired)} snapshots of main; collected {summary.chunks_deleted} chunks, "
-        f"{summary.manifests_deleted} manifests, {summary.snapshots_deleted} snapshots"
+        f"{stopped}cutoff {when} ({cutoff:%H:%M:%S.%f}); expired {len(expired)} snapshots of main; collected "
+        f"{summary.chunks_deleted} chunks, {summary.manifests_deleted} manifests, {summary.snapshots_deleted} snapshots"
     )
 
 
