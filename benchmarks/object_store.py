@@ -210,6 +210,7 @@ def methods(requests: Counter[str]) -> str:
 
 def report(title: str, runs: dict[str, list[Run]], nbytes: int, raws: tuple[str, ...]) -> None:
     print(title)
+    alone = runs.pop(PREFECT_ALONE, None)
     best = {name: min(r, key=lambda run: run.seconds) for name, r in runs.items()}
     for name, run in best.items():
         chunk_puts = run.requests["PUT chunks"]
@@ -228,6 +229,13 @@ def report(title: str, runs: dict[str, list[Run]], nbytes: int, raws: tuple[str,
         extra = {k: mine[k] - reference[k] for k in sorted(set(mine) | set(reference)) if mine[k] != reference[k]}
         total = sum(mine.values()) / max(1, sum(reference.values()))
         print(f"  {name} requests / {raws[0]}'s: {total:.3f}; differing kinds: {extra}")
+    if alone:
+        seconds = min(r.seconds for r in alone)
+        bounds = "  ".join(f"x{best[raw].seconds / (best[raw].seconds + seconds):.2f} vs {raw}" for raw in raws)
+        print(
+            f"  {PREFECT_ALONE} (a flow run of a write's shape, storing nothing): {seconds:.2f} s "
+            f"({' '.join(f'{r.seconds:.2f}' for r in alone)}); writing as fast as raw, a flow run would be at {bounds}"
+        )
 
 
 @contextmanager
@@ -282,7 +290,48 @@ def flow_paths(steps: int, address: str) -> dict[str, Write]:
         "raw to_icechunk": in_process(raw_to_icechunk),
         "raw store_dask": in_process(raw_store_dask),
         "icefloe flow run": in_process(flow_run),
+        PREFECT_ALONE: in_process(prefect_alone(address)),
     }
+
+
+PREFECT_ALONE = "Prefect alone"
+"""A flow run of a write's shape that stores nothing: what Prefect's own part of a flow run costs here."""
+
+
+def prefect_alone(address: str, blocks: int = 4) -> Callable[[str], None]:
+    """A flow run with what a write's has of Prefect, through icefloe's own paths (the target's slot, two stage task
+    runs in the flow's thread, a task run per block submitted to the same cluster as blocks are, the report's two
+    artifacts and event), and no storage at all."""
+    from prefect import flow, task
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from prefect.cache_policies import NO_CACHE
+    from prefect.events import emit_event
+
+    from flows.cluster import dask_task_runner
+    from flows.orchestrator import PrefectOrchestrator
+    from flows.prefect_api import workers_report_to_flow_api
+    from flows.prefect_internals import submit_many
+    from flows.target_lock import target_lock
+    from tasks.request import WriteOptions
+
+    @task(name="write-block", cache_policy=NO_CACHE, persist_result=False)
+    def block(index: int) -> int:
+        return index
+
+    @flow(name="prefect-alone")
+    def empty_write(target: str) -> None:
+        orchestrator = PrefectOrchestrator()
+        with target_lock(target, "main"), dask_task_runner(WriteOptions(dask_address=address)) as runner:
+            orchestrator.stage("initialize", lambda _: None)
+            with workers_report_to_flow_api():
+                futures = submit_many(runner, block, [{"index": i} for i in range(blocks)])
+                [future.result() for future in futures]
+            orchestrator.stage("merge-and-commit", lambda _: None)
+            create_markdown_artifact("report", key="prefect-alone")
+            create_table_artifact([{"block": i} for i in range(blocks)], key="prefect-alone-blocks")
+            emit_event("icefloe.benchmark.alone", resource={"prefect.resource.id": f"icefloe.repository.{target}"})
+
+    return empty_write
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""A fault-injecting HTTP proxy on loopback, between S3 clients (Icechunk, s3fs) and the moto server.
+"""A fault-injecting HTTP proxy on loopback, between S3 clients (Icechunk, s3fs) and the moto server (or between
+Prefect's client and its API, for `Faults.busy`).
 
 Each request is forwarded, or answered with an S3 `500 InternalError` or `503 SlowDown`, or its connection dropped
 with no answer (before or after the server saw it); forwarded ones are delayed by a fixed latency, as a real object
@@ -43,6 +44,11 @@ class Faults:
     drop_after: float = 0.0  # the server acts on it; the client never hears back
     latency_seconds: float = 0.0
     seed: int = 0
+    # "METHOD /path/prefix": the first `busy_times` such requests are answered 503, as Prefect's server on SQLite
+    # answers a write that raced another; when each came is kept in `busy_seen` (time.monotonic())
+    busy: str = ""
+    busy_times: int = 0
+    busy_seen: list[float] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     requests: Counter[str] = field(default_factory=Counter)
 
@@ -123,6 +129,9 @@ def _server(upstream: str, faults: Faults) -> ThreadingHTTPServer:
                 return
             with lock:
                 outcome = pattern[faults.counts.total() % len(pattern)]
+                if faults.busy and f"{self.command} {self.path}".startswith(faults.busy):
+                    faults.busy_seen.append(time.monotonic())
+                    outcome = "503" if len(faults.busy_seen) <= faults.busy_times else "forwarded"
                 faults.counts[outcome] += 1
                 faults.requests[request_kind(self.command, self.path)] += 1
             if outcome in ("500", "503"):
@@ -156,7 +165,7 @@ def _server(upstream: str, faults: Faults) -> ThreadingHTTPServer:
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
