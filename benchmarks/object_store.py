@@ -324,8 +324,8 @@ def prefect_alone(address: str, blocks: int = 4) -> Callable[[str], None]:
         with target_lock(target, "main"), dask_task_runner(WriteOptions(dask_address=address)) as runner:
             orchestrator.stage("initialize", lambda _: None)
             with workers_report_to_flow_api():
-                futures = submit_many(runner, block, [{"index": i} for i in range(blocks)])
-                [future.result() for future in futures]
+                for future in submit_many(runner, block, [{"index": i} for i in range(blocks)]):
+                    future.result()
             orchestrator.stage("merge-and-commit", lambda _: None)
             create_markdown_artifact("report", key="prefect-alone")
             create_table_artifact([{"block": i} for i in range(blocks)], key="prefect-alone-blocks")
