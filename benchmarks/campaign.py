@@ -99,7 +99,9 @@ HELD_STEPS = 48  # what an appending round's target holds before it
 BLOCK_MIB = "0.5"  # below one chunk of both variables (0.67 MB): a block per chunk
 MAX_ATTEMPTS = 5
 ATTEMPT_TIMEOUT = 240.0
-LOCK_SECONDS = 10.0  # "within seconds": a waiter checks a dead holder every 2 s
+# "within seconds": a waiter checks the recorded holder every 2 s, and frees a slot taken with no holder recorded
+# after 10 s (flows.target_lock.UNRECORDED_SECONDS: a holder killed as it took or released the slot)
+LOCK_SECONDS = 15.0
 PROCESS_SECONDS = 10.0
 WRITER_ARRAY = "campaign_other"
 WRITER_MESSAGE = "campaign: another writer"

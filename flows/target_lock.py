@@ -8,9 +8,11 @@ The slot must never outlive its holder. Prefect frees a slot whose lease lapses 
 services, and keeps leases in the server's memory: after a `kill -9`, or with a temporary server, the slot stays
 taken for good. So the holder records itself (flow run, host, process) in a Prefect variable named like the limit,
 and a run that finds the slot taken checks that record every few seconds: a holder whose process is gone (same
-host) or whose flow run has ended is dead, and its slot is freed. Two runs freeing the same dead holder's slot at
-once could both take it in a window of milliseconds; the local repository's file lock and Icechunk's commit
-conflicts still keep the data whole then.
+host) or whose flow run has ended is dead, and its slot is freed. A holder killed between taking the slot and
+recording itself (or between removing its record and releasing the slot) leaves no record: a slot taken with none
+for `UNRECORDED_SECONDS` is freed too. Two runs freeing the same dead holder's slot at once could both take it in a
+window of milliseconds; the local repository's file lock and Icechunk's commit conflicts still keep the data whole
+then.
 """
 
 import hashlib
@@ -19,6 +21,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -41,6 +44,7 @@ from prefect.variables import Variable
 from tasks.storage.target import canonical_target
 
 CHECK_SECONDS = 2.0  # how often a waiting run looks at the holder
+UNRECORDED_SECONDS = 10.0  # a slot taken this long with no holder recorded was left by a holder killed in between
 QUICK_TRIES = (0.02, 0.05, 0.1, 0.2)  # pauses between the record's removal's own tries, in seconds
 LEASE_SECONDS = 60  # the shortest lease Prefect grants: a server with services frees a dead holder's slot after it
 
@@ -102,22 +106,54 @@ def holder_is_gone(holder: dict[str, Any]) -> str | None:
     return None
 
 
-def _free_if_holder_gone(name: str, logger: Any, told: set[str]) -> None:
+@dataclass
+class _Waiting:
+    """What a waiting run has seen of the target's holders."""
+
+    told: set[str] = field(default_factory=set)  # the holders it has named in its log
+    unrecorded_since: float | None = None  # since when the slot has been taken with no holder recorded
+
+
+def _free_if_holder_gone(name: str, logger: Any, waiting: _Waiting) -> None:
     holder = Variable.get(name)
     if not isinstance(holder, dict):
-        return  # free by now, or its holder has only just taken it
+        _free_if_unrecorded_too_long(name, logger, waiting)
+        return
+    waiting.unrecorded_since = None
     why = holder_is_gone(holder)
     if why is None:
-        if holder["flow_run_id"] not in told:
-            told.add(holder["flow_run_id"])
+        if holder["flow_run_id"] not in waiting.told:
+            waiting.told.add(holder["flow_run_id"])
             logger.info("held by flow run %s (process %s on %s)", holder["flow_run_id"], holder["pid"], holder["host"])
         return
     if Variable.get(name) != holder:  # another waiter freed it, and a new holder took it meanwhile
         return
     logger.warning("freeing the target from flow run %s: %s", holder["flow_run_id"], why)
+    _free_slot(name)
+    Variable.unset(name)
+
+
+def _free_if_unrecorded_too_long(name: str, logger: Any, waiting: _Waiting) -> None:
+    """A slot taken with no holder recorded is free by now, or its holder is between taking the slot and recording
+    itself, or between removing its record and releasing the slot: a few API calls, seconds at the most. A holder
+    killed there recorded nothing, and its slot would stay taken until its lease lapsed (on a server whose services
+    run; with a temporary server, for good)."""
+    now = time.monotonic()
+    if waiting.unrecorded_since is None:
+        waiting.unrecorded_since = now
+    elif now - waiting.unrecorded_since >= UNRECORDED_SECONDS:
+        logger.warning(
+            "freeing the target: its slot was taken for %.0f s with no holder recorded (one killed as it took or "
+            "released the slot)",
+            now - waiting.unrecorded_since,
+        )
+        _free_slot(name)
+        waiting.unrecorded_since = None
+
+
+def _free_slot(name: str) -> None:
     with get_client(sync_client=True) as client:
         client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=0))
-    Variable.unset(name)
 
 
 def remove_record(name: str) -> None:
@@ -162,7 +198,7 @@ def target_lock(repo: str, branch: str) -> Iterator[None]:
     run_id = context.flow_run.id
     logger.info("waiting for target %s (branch %s): limit %s", repo, branch, name)
     started = time.perf_counter()
-    told: set[str] = set()
+    waiting = _Waiting()
     with ExitStack() as held:
         while True:
             try:
@@ -178,7 +214,7 @@ def target_lock(repo: str, branch: str) -> Iterator[None]:
                 )
                 break
             except TimeoutError:
-                _free_if_holder_gone(name, logger, told)
+                _free_if_holder_gone(name, logger, waiting)
         _record_holder(name, _this_holder(run_id))
         held.callback(remove_record, name)  # before the slot is released: a record always names a live holder
         logger.info("holding target %s (branch %s) after %.1f s", repo, branch, time.perf_counter() - started)

@@ -6,18 +6,28 @@ import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import VariableCreate
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate, VariableCreate
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.variables import Variable
 
-from flows.target_lock import _process_start, _this_holder, holder_is_gone, lock_name, remove_record
+from flows.target_lock import (
+    _ensure_limit,
+    _process_start,
+    _this_holder,
+    holder_is_gone,
+    lock_name,
+    remove_record,
+    target_lock,
+)
 from tests.fault_proxy import Faults, fault_proxy
+from tests.processes import wait_for
 
 
 def test_one_target_has_one_lock_however_it_is_spelled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,3 +83,31 @@ def test_a_record_the_server_is_too_busy_to_remove_is_removed_at_once_not_after_
     assert Variable.get(name) is None
     assert len(faults.busy_seen) == 4  # two answered 503, the third removed it, the fourth found nothing
     assert faults.busy_seen[2] - faults.busy_seen[0] < 1.0
+
+
+def test_a_slot_left_taken_with_no_holder_recorded_is_freed_for_the_next_run() -> None:
+    """Found by the fault campaign (seeds 36 and 55): a holder killed between taking the target's slot and recording
+    itself (or between removing its record and releasing the slot) left the slot taken with no record, and the next
+    run waited until the lease lapsed (70 s on a served API; with a temporary server it never does)."""
+    repo = f"s3://bucket/{uuid4().hex}"
+    name = lock_name(repo, "main")
+    _ensure_limit(name)
+    with get_client(sync_client=True) as client:  # the slot as such a holder leaves it
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active_slots=1))
+
+    @flow
+    def next_run() -> None:
+        with target_lock(repo, "main"):
+            pass
+
+    state = next_run(return_state=True)  # before the fix: until pytest's timeout
+
+    assert state.is_completed()
+    said = "s with no holder recorded (one killed as it took or released the slot)"
+    wait_for(lambda: said in _log_text(state.state_details.flow_run_id) or None, f"the run's log: {said}", 30)
+
+
+def _log_text(flow_run_id: UUID | None) -> str:
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return "\n".join(entry.message for entry in logs)
