@@ -23,7 +23,8 @@ faults, each at a random delay after the command starts, once a random number of
               allows; on a local target it takes the same file lock icefloe does)
     gc        Icechunk's garbage collection (after snapshot expiry half of the time) with the cutoff Icechunk assumes,
               older than every session that may still commit: while a command runs, a cutoff from before the
-              round's first attempt; when none runs, a cutoff of now, and the next attempt waits for it to finish.
+              round's first attempt; when none runs, a cutoff of now, and the next attempt (and the other writer)
+              waits for it to finish.
               Half of the time the command is first killed (SIGKILL of its group): the nightly collection between
               a failed run and its retry, which deletes what the run kept
 
@@ -412,6 +413,8 @@ class Running:
     first_began: datetime = field(default_factory=lambda: datetime.now(UTC))
     # held while an attempt starts, and by a collection with a cutoff of now for as long as it runs
     starting: threading.Lock = field(default_factory=threading.Lock)
+    # held by the other writer while it writes and commits, and by a collection with a cutoff of now
+    other_writing: threading.Lock = field(default_factory=threading.Lock)
     process: "subprocess.Popen[bytes] | None" = None
     attempt: Attempt | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -761,7 +764,7 @@ def _other_writer(fault: Fault, running: Running, target: Target, services: Serv
 
     from tasks.storage.target import local_target_lock
 
-    with local_target_lock(target.url, logging.getLogger("campaign")):
+    with running.other_writing, local_target_lock(target.url, logging.getLogger("campaign")):
         session = repository(target.url).writable_session("main")
         array = zarr.open_group(session.store, mode="r+").create_array(
             WRITER_ARRAY, shape=(3,), chunks=(3,), dtype="i4", dimension_names=("other",)
@@ -778,7 +781,7 @@ def _collect(fault: Fault, running: Running, target: Target, services: Services)
     Icechunk assumes that of a collection's cutoff (its design doc 011): one of now that overlaps a commit deletes
     chunks the commit refers to, and nothing the writer does can stop it (the first campaigns' seed 83). While a
     command runs, every session that may commit began after the round's first attempt did; when none runs, the
-    cutoff is now and no attempt starts until the collection is done.
+    cutoff is now, and neither an attempt nor the other writer starts until the collection is done.
     """
     with ExitStack() as stack:
         stack.enter_context(running.starting)
@@ -799,6 +802,7 @@ def _collect(fault: Fault, running: Running, target: Target, services: Services)
             # two seconds before: an object store may give times to the second (moto's listings do)
             cutoff, when = running.first_began - timedelta(seconds=2), "before the first attempt"
         else:
+            stack.enter_context(running.other_writing)  # the other writer's session may commit too
             cutoff, when = datetime.now(UTC), "now, no command running"
         repo = repository(target.url)
         if repo is None:
