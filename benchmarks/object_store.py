@@ -299,20 +299,21 @@ PREFECT_ALONE = "Prefect alone"
 
 
 def prefect_alone(address: str, blocks: int = 4) -> Callable[[str], None]:
-    """A flow run with what a write's has of Prefect, through icefloe's own paths (the target's slot, two stage task
-    runs in the flow's thread, a task run per block submitted to the same cluster as blocks are, the report's two
-    artifacts and event), and no storage at all."""
+    """A flow run with what a write's has of Prefect, through icefloe's own paths (the target's slot, the cluster
+    connected meanwhile, two stage task runs in the flow's thread, the progress artifact, a task run per block
+    submitted as blocks are, the report's two artifacts and event), and no storage at all."""
     from prefect import flow, task
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
     from prefect.cache_policies import NO_CACHE
     from prefect.events import emit_event
 
-    from flows.cluster import dask_task_runner
+    from flows.fan_out import PrefectBlockRunner
     from flows.orchestrator import PrefectOrchestrator
     from flows.prefect_api import workers_report_to_flow_api
     from flows.prefect_internals import submit_many
-    from flows.target_lock import target_lock
+    from flows.progress import block_progress
     from tasks.request import WriteOptions
+    from tasks.running.runs import early_runner
 
     @task(name="write-block", cache_policy=NO_CACHE, persist_result=False)
     def block(index: int) -> int:
@@ -321,11 +322,15 @@ def prefect_alone(address: str, blocks: int = 4) -> Callable[[str], None]:
     @flow(name="prefect-alone")
     def empty_write(target: str) -> None:
         orchestrator = PrefectOrchestrator()
-        with target_lock(target, "main"), dask_task_runner(WriteOptions(dask_address=address)) as runner:
+        options = WriteOptions(dask_address=address)
+        with orchestrator.hold_target(target, "main"), early_runner(orchestrator, options) as runner:
             orchestrator.stage("initialize", lambda _: None)
-            with workers_report_to_flow_api():
-                for future in submit_many(runner, block, [{"index": i} for i in range(blocks)]):
+            cluster = runner()
+            assert isinstance(cluster, PrefectBlockRunner)
+            with block_progress(blocks) as progress, workers_report_to_flow_api():
+                for future in submit_many(cluster.runner, block, [{"index": i} for i in range(blocks)]):
                     future.result()
+                    progress.advance()
             orchestrator.stage("merge-and-commit", lambda _: None)
             create_markdown_artifact("report", key="prefect-alone")
             create_table_artifact([{"block": i} for i in range(blocks)], key="prefect-alone-blocks")
