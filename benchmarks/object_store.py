@@ -13,7 +13,8 @@ Two comparisons, each path run `--repeat` times, alternating, best run of each:
    `to_icechunk`, or `store_dask` per array, on dask's threaded scheduler).
 2. A flow run, as a served deployment runs it: a Prefect API and a threaded Dask cluster already up (as
    `icefloe serve` keeps them), the `write_dataset` flow against `to_icechunk` and `store_dask` on that cluster,
-   timed in this process from the call to its return.
+   timed in this process from the call to its return. Beside them, "Prefect alone": a flow run of a write's shape
+   that stores nothing, and the ratio a flow run would reach storing exactly as fast as raw (raw / (raw + it)).
 
 Every run gets a new S3 server and proxy (moto holds objects in memory: an earlier run's would slow the next),
 started off the clock. Printed per path: seconds, MB/s, chunk PUTs per second, requests by method, and the ratios

@@ -130,7 +130,7 @@ def _free_if_holder_gone(name: str, logger: Any, waiting: _Waiting) -> None:
         return
     logger.warning("freeing the target from flow run %s: %s", holder["flow_run_id"], why)
     _free_slot(name)
-    Variable.unset(name)
+    remove_record(name)
 
 
 def _free_if_unrecorded_too_long(name: str, logger: Any, waiting: _Waiting) -> None:
