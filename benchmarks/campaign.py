@@ -719,8 +719,11 @@ def _wait_for_moment(fault: Fault, running: Running, target: Target) -> bool:
 
 
 def _signal(fault: Fault, running: Running, target: Target, services: Services) -> str:
-    number = SIGNALS[fault.kind]
-    group = fault.kind == "ctrl-c" or bool(fault.detail.get("group"))
+    return _send_signal(running, SIGNALS[fault.kind], group=fault.kind == "ctrl-c" or bool(fault.detail.get("group")))
+
+
+def _send_signal(running: Running, number: signal.Signals, group: bool) -> str:
+    """`number` to the running command, or to its process group: what was sent, or why nothing was ("missed")."""
     with running.lock:
         process, attempt = running.process, running.attempt
         if process is None or attempt is None or process.poll() is not None:
@@ -786,13 +789,11 @@ def _collect(fault: Fault, running: Running, target: Target, services: Services)
     with ExitStack() as stack:
         stack.enter_context(running.starting)
         with running.lock:
-            process, attempt = running.process, running.attempt
+            process = running.process
         stopped = ""
-        if process is not None and attempt is not None and fault.detail.get("stop"):
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-                attempt.signals.append(signal.SIGKILL.name)
-                stopped = f"SIGKILL to the command's process group {process.pid}, then "
+        if process is not None and fault.detail.get("stop"):
+            sent = _send_signal(running, signal.SIGKILL, group=True)
+            stopped = "" if sent.startswith("missed") else f"{sent}, then "
             while running.process is process:  # the round's loop sees it end; no attempt starts meanwhile
                 time.sleep(0.01)
         with running.lock:
