@@ -1,9 +1,12 @@
-"""icefloe against raw Icechunk on object storage: moto's S3 server on loopback, behind a proxy that adds a fixed
-latency to every request (as an object store's first byte has) and counts requests by method and kind of object.
+"""icefloe against raw Icechunk on object storage: an S3 server on loopback (moto's, or SeaweedFS with `--server
+seaweedfs`), behind a proxy that adds a fixed latency to every request (as an object store's first byte has) and
+counts requests by method and kind of object.
 
     uv run python -m benchmarks.object_store                                  # 256 MiB and 1 GiB at 20 ms, then
                                                                               # 256 MiB at 0 and 50 ms
     uv run python -m benchmarks.object_store --sizes 256MiB --latencies 20 --repeat 3 --no-flow
+    uv run python -m benchmarks.object_store --server seaweedfs --spec-version 1 --no-flow   # into a format-1
+                                                                              # repository made beforehand
 
 The synthetic 0.25-degree dataset (two float32 variables), Zarr chunks of 2 steps (2.1 MB), dask chunks of 8 steps.
 Two comparisons, each path run `--repeat` times, alternating, best run of each:
@@ -17,9 +20,11 @@ Two comparisons, each path run `--repeat` times, alternating, best run of each:
    that stores nothing, and the ratio a flow run would reach storing exactly as fast as raw (raw / (raw + it)).
 
 Every run gets a new S3 server and proxy (moto holds objects in memory: an earlier run's would slow the next),
-started off the clock. Printed per path: seconds, MB/s, chunk PUTs per second, requests by method, and the ratios
-of throughput icefloe/raw (above 1: icefloe faster); then, for icefloe, the requests by kind of object beside raw
-to_icechunk's, which accounts for every extra request.
+started off the clock; with `--spec-version`, every path writes into a repository of that Icechunk format created
+off the clock (icefloe then takes the path of a repository that exists: its mark before the write). Printed per
+path: seconds, MB/s, chunk PUTs per second, requests by method, and the ratios of throughput icefloe/raw (above 1:
+icefloe faster); then, for icefloe, the requests by kind of object beside raw to_icechunk's, which accounts for
+every extra request.
 """
 
 import argparse
@@ -34,7 +39,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,36 +88,56 @@ class S3:
 
 
 @contextmanager
-def s3_server(latency_ms: float) -> Iterator[S3]:
+def s3_server(latency_ms: float, server: str = "moto") -> Iterator[S3]:
+    """A new S3 server (`moto` or `seaweedfs`) with the bucket, behind the latency proxy."""
+    with ExitStack() as stack:
+        upstream = stack.enter_context(moto(BUCKET) if server == "moto" else seaweedfs_server(BUCKET))
+        proxy = subprocess.Popen(
+            [sys.executable, "-m", "tests.fault_proxy", upstream, "--latency-ms", str(latency_ms)],
+            stdout=subprocess.PIPE,
+        )
+        stack.callback(proxy.wait)
+        stack.callback(proxy.kill)
+        assert proxy.stdout is not None
+        s3 = S3(f"http://127.0.0.1:{int(proxy.stdout.readline())}", [proxy])
+        s3.requests()  # the bucket's creation went around the proxy; start from zero anyway
+        yield s3
+
+
+@contextmanager
+def moto(bucket: str) -> Iterator[str]:
     import boto3
 
     port = free_port()
     log = subprocess.DEVNULL
-    moto = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "tests.fault_proxy", f"http://127.0.0.1:{port}", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE,
-    )
+    server = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
     try:
-        assert proxy.stdout is not None
-        endpoint = f"http://127.0.0.1:{int(proxy.stdout.readline())}"
         client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", **_boto_keys())
         deadline = time.monotonic() + 60
         while True:
             try:
-                client.create_bucket(Bucket=BUCKET)
+                client.create_bucket(Bucket=bucket)
                 break
             except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        s3 = S3(endpoint, [moto, proxy])
-        s3.requests()  # the bucket's creation went around the proxy; start from zero anyway
-        yield s3
+        yield f"http://127.0.0.1:{port}"
     finally:
-        for process in (proxy, moto):
-            process.kill()
-            process.wait()
+        server.kill()
+        server.wait()
+
+
+@contextmanager
+def seaweedfs_server(bucket: str) -> Iterator[str]:
+    from tests.s3_server import seaweedfs
+
+    root = Path(tempfile.mkdtemp(prefix="icefloe-bench-seaweedfs-"))
+    try:
+        with seaweedfs(root, bucket, KEYS["AWS_ACCESS_KEY_ID"], KEYS["AWS_SECRET_ACCESS_KEY"]) as endpoint:
+            yield endpoint
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _boto_keys() -> dict[str, str]:
@@ -145,10 +170,11 @@ def _run(argv: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"{' '.join(argv[:3])} failed ({done.returncode}): {done.stderr.decode()[-3000:]}")
 
 
-def script(steps: int, home: Path, *extra: str) -> Write:
+def script(steps: int, home: Path, *extra: str, existing: bool = False) -> Write:
     def write(s3: S3, target: str) -> None:
         chunks = ",".join(map(str, ZARR_CHUNKS))
         argv = [sys.executable, "-m", "benchmarks.plain_to_icechunk", target, str(steps), "--chunks", chunks]
+        argv += ["--existing"] if existing else []
         _run([*argv, "--time-chunk", str(TIME_CHUNK), *extra], command_env(s3, home))
 
     return write
@@ -157,6 +183,7 @@ def script(steps: int, home: Path, *extra: str) -> Write:
 def icefloe_command(steps: int, home: Path, *extra: str) -> Write:
     def write(s3: S3, target: str) -> None:
         argv = [str(BIN / "icefloe"), "write", json.dumps(source(steps)), target, "--encoding", json.dumps(ENCODING)]
+        argv += ["--mode", "w"]
         _run([*argv, *extra], command_env(s3, home))
 
     return write
@@ -184,21 +211,51 @@ def in_process(write: Callable[[str], object]) -> Write:
     return run
 
 
-def timed(path: Write, latency_ms: float) -> Run:
-    with s3_server(latency_ms) as s3:
+@dataclass(frozen=True)
+class Setting:
+    """Where the paths write: the S3 server, its added latency, and the format of a repository made beforehand
+    (None: each path creates its own)."""
+
+    latency_ms: float
+    server: str = "moto"
+    spec_version: int | None = None
+
+
+def timed(path: Write, setting: Setting) -> Run:
+    with s3_server(setting.latency_ms, setting.server) as s3:
         target = f"s3://{BUCKET}/{uuid.uuid4().hex}"
+        if setting.spec_version is not None:
+            with s3_environment(s3):
+                create_repository(target, setting.spec_version)
+            s3.requests()
         started = time.perf_counter()
         path(s3, target)
         seconds = time.perf_counter() - started
         return Run(seconds, s3.requests())
 
 
-def compare(paths: dict[str, Write], repeat: int, latency_ms: float) -> dict[str, list[Run]]:
+def create_repository(target: str, spec_version: int) -> None:
+    import icechunk
+
+    from tasks.storage.target import repository_storage
+
+    icechunk.Repository.create(repository_storage(target), spec_version=spec_version)
+
+
+def open_or_create(target: str) -> Any:
+    import icechunk
+
+    from tasks.storage.target import repository_storage
+
+    return icechunk.Repository.open_or_create(repository_storage(target))
+
+
+def compare(paths: dict[str, Write], repeat: int, setting: Setting) -> dict[str, list[Run]]:
     runs: dict[str, list[Run]] = {name: [] for name in paths}
     names = list(paths)
     for i in range(repeat):
         for name in names if i % 2 == 0 else list(reversed(names)):
-            runs[name].append(timed(paths[name], latency_ms))
+            runs[name].append(timed(paths[name], setting))
     return runs
 
 
@@ -260,20 +317,19 @@ def flow_paths(steps: int, address: str) -> dict[str, Write]:
     from flows.write_dataset import write_dataset
     from tasks.request import WriteOptions
     from tasks.storage.synthetic import SyntheticDataset
-    from tasks.storage.target import repository_storage
 
     model = SyntheticDataset(**source(steps))
     client = Client(address, set_as_default=False)
 
     def raw_to_icechunk(target: str) -> None:
-        session = icechunk.Repository.create(repository_storage(target)).writable_session("main")
+        session = open_or_create(target).writable_session("main")
         with client.as_current():
             icechunk.xarray.to_icechunk(model.open(), session, mode="w", encoding=ENCODING)
         session.commit("raw to_icechunk")
 
     def raw_store_dask(target: str) -> None:
         dataset = model.open()
-        session = icechunk.Repository.create(repository_storage(target)).writable_session("main")
+        session = open_or_create(target).writable_session("main")
         dataset.to_zarr(session.store, mode="w", encoding=ENCODING, compute=False, zarr_format=3, consolidated=False)
         fork = session.fork()
         targets = [zarr.open_array(fork.store, path=name, mode="r+") for name in VARIABLES]
@@ -349,6 +405,10 @@ def main() -> None:
     arguments.add_argument("--repeat", type=int, default=3, help="runs of each path (default 3)")
     arguments.add_argument("--no-command", dest="command", action="store_false", help="skip the command's path")
     arguments.add_argument("--no-flow", dest="flow", action="store_false", help="skip the flow runs")
+    arguments.add_argument("--server", choices=("moto", "seaweedfs"), default="moto", help="the S3 server (moto)")
+    arguments.add_argument(
+        "--spec-version", type=int, choices=(1, 2), help="write into a repository of this format made beforehand"
+    )
     args = arguments.parse_args()
     sizes = [s for s in args.sizes.split(",") if s]
     configurations = [(size, float(ms)) for size in sizes for ms in args.latencies.split(",") if ms]
@@ -359,22 +419,26 @@ def main() -> None:
             for size, latency in configurations:
                 steps = ntime(SIZES[size])
                 nbytes = steps * STEP_BYTES
+                existing = args.spec_version is not None
                 paths = {
-                    "raw to_icechunk": script(steps, home),
-                    "raw store_dask": script(steps, home, "--store-dask"),
+                    "raw to_icechunk": script(steps, home, existing=existing),
+                    "raw store_dask": script(steps, home, "--store-dask", existing=existing),
                     "icefloe write": icefloe_command(steps, home),
                 }
-                runs = compare(paths, args.repeat, latency)
+                runs = compare(paths, args.repeat, Setting(latency, args.server, args.spec_version))
                 title = f"command, whole processes: {size} ({nbytes / 1e6:.0f} MB) at {latency:.0f} ms per request"
+                title += f" on {args.server}" + (f", format {args.spec_version}" if existing else "")
                 report(title, runs, nbytes, ("raw to_icechunk", "raw store_dask"))
         if args.flow:
             with warm_stack() as address:
                 for size, latency in configurations:
                     steps = ntime(SIZES[size])
                     nbytes = steps * STEP_BYTES
-                    runs = compare(flow_paths(steps, address), args.repeat, latency)
+                    setting = Setting(latency, args.server, args.spec_version)
+                    runs = compare(flow_paths(steps, address), args.repeat, setting)
                     title = (
                         f"flow run on a warm cluster: {size} ({nbytes / 1e6:.0f} MB) at {latency:.0f} ms per request"
+                        f" on {args.server}" + (f", format {args.spec_version}" if args.spec_version else "")
                     )
                     report(title, runs, nbytes, ("raw to_icechunk", "raw store_dask"))
     finally:

@@ -3,9 +3,10 @@
 (metadata and coordinates by `to_zarr(compute=False)` first). benchmarks/end_to_end.py and
 benchmarks/object_store.py time them as whole processes.
 
-    python -m benchmarks.plain_to_icechunk TARGET NTIME [--chunks 8,361,720] [--store-dask]
+    python -m benchmarks.plain_to_icechunk TARGET NTIME [--chunks 8,361,720] [--store-dask] [--existing]
 
-TARGET is a local path or s3://bucket/prefix (S3 settings from AWS_*, as for icefloe).
+TARGET is a local path or s3://bucket/prefix (S3 settings from AWS_*, as for icefloe); with --existing, a repository
+created beforehand (of either format) is opened rather than a new one created.
 """
 
 import argparse
@@ -28,6 +29,7 @@ def main() -> None:
     arguments.add_argument("--chunks", default="8,361,720", help="Zarr chunks (time, lat, lon)")
     arguments.add_argument("--time-chunk", type=int, default=8, help="dask chunk along time")
     arguments.add_argument("--store-dask", action="store_true", help="store_dask per array instead of to_icechunk")
+    arguments.add_argument("--existing", action="store_true", help="open the repository there instead of creating it")
     args = arguments.parse_args()
     chunks = tuple(int(c) for c in args.chunks.split(","))
     source = SyntheticDataset(
@@ -35,7 +37,9 @@ def main() -> None:
     )
     dataset = source.open()
     encoding = {name: {"chunks": chunks} for name in VARIABLES}
-    session = icechunk.Repository.create(repository_storage(args.target)).writable_session("main")
+    storage = repository_storage(args.target)
+    repository = icechunk.Repository.open(storage) if args.existing else icechunk.Repository.create(storage)
+    session = repository.writable_session("main")
     if not args.store_dask:
         to_icechunk(dataset, session, mode="w", encoding=encoding)
         session.commit("plain to_icechunk")

@@ -1,29 +1,26 @@
 """The `ingest` flow (scheduled: append what is new, idempotent) and the `backfill` flow (rewrite a time range in
 place, or extend the target), both one commit at most."""
 
-from typing import Any
-
-from prefect import flow
-
 from flows.orchestrator import PrefectOrchestrator
+from flows.parameters import icefloe_flow
 from flows.process import set_up_flow_process
 from tasks.planning.time_steps import Overlap
 from tasks.records import CommitResult
-from tasks.request import WriteOptions, publish_gate
+from tasks.request import Encodings, WriteOptions, publish_gate
 from tasks.running.runs import run_time_update
 from tasks.storage.sources import NamedSource, open_source, source_fingerprint
 
 set_up_flow_process()
 
 
-@flow(name="ingest")
+@icefloe_flow("ingest")
 def ingest(
     repo: str,
     source: NamedSource,
     group: str | None = None,
     time_dim: str = "time",
     overlap: Overlap = "skip",
-    encoding: dict[str, dict[str, Any]] | None = None,
+    encoding: Encodings = None,
     branch: str = "main",
     publish: bool = True,
     publish_check: str | None = None,
@@ -67,7 +64,7 @@ def ingest(
     )
 
 
-@flow(name="backfill")
+@icefloe_flow("backfill")
 def backfill(
     repo: str,
     source: NamedSource,

@@ -1,8 +1,7 @@
 """The `store_array` flow: dask arrays into an Icechunk repository, block by block, in one atomic commit."""
 
-from prefect import flow
-
 from flows.orchestrator import PrefectOrchestrator
+from flows.parameters import icefloe_flow
 from flows.process import set_up_flow_process
 from tasks.records import CommitResult
 from tasks.request import ArrayWrite, WriteOptions, publish_gate
@@ -11,7 +10,7 @@ from tasks.running.runs import run_store_array
 set_up_flow_process()
 
 
-@flow(name="store-array")
+@icefloe_flow("store-array")
 def store_array(
     repo: str,
     writes: list[ArrayWrite],

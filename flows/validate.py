@@ -2,9 +2,10 @@
 shapes, a sample against the source). Served as a deployment that every `icefloe.snapshot.committed` event
 triggers; a failed check fails the run, which an automation can then notify about."""
 
-from prefect import flow, get_run_logger
+from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from flows.parameters import icefloe_flow
 from flows.process import set_up_flow_process
 from tasks.committing.report import artifact_key
 from tasks.committing.validate import Validation, validate_snapshot
@@ -14,7 +15,7 @@ from tasks.storage.sources import DatasetSource, open_source
 set_up_flow_process()
 
 
-@flow(name="validate")
+@icefloe_flow("validate")
 def validate(
     repo: str,
     branch: str = "main",

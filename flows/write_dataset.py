@@ -1,15 +1,12 @@
 """The `write_dataset` flow: an xarray Dataset into an Icechunk group with `Dataset.to_zarr` semantics, one commit."""
 
-from typing import Any
-
-from prefect import flow
-from prefect.context import FlowRunContext
-
+from flows.deployment_runs import is_deployment_run
 from flows.orchestrator import PrefectOrchestrator
+from flows.parameters import icefloe_flow
 from flows.process import set_up_flow_process
 from tasks.records import CommitResult
 from tasks.regions import RegionArgument, to_zarr_region
-from tasks.request import DatasetWrite, WriteMode, WriteOptions, dataset_write_gate
+from tasks.request import DatasetWrite, Encodings, WriteMode, WriteOptions, dataset_write_gate
 from tasks.running.runs import run_write_dataset
 from tasks.storage.sources import DatasetSource
 
@@ -19,14 +16,7 @@ DEFAULT = DatasetWrite()
 """The defaults the flow's form shows are the request model's own."""
 
 
-def parameters_from_json() -> bool:
-    """Whether this flow run's parameters came as JSON: a deployment's run (the UI's form, the REST API, a schedule),
-    where a region's slices are [start, stop] pairs. A flow called from Python takes to_zarr's slices only."""
-    context = FlowRunContext.get()
-    return context is not None and context.flow_run is not None and context.flow_run.deployment_id is not None
-
-
-@flow(name="write-dataset")
+@icefloe_flow("write-dataset")
 def write_dataset(
     repo: str,
     source: DatasetSource,
@@ -34,7 +24,7 @@ def write_dataset(
     mode: WriteMode | None = None,
     append_dim: str | None = None,
     region: RegionArgument = None,
-    encoding: dict[str, dict[str, Any]] | None = None,
+    encoding: Encodings = None,
     safe_chunks: bool = DEFAULT.safe_chunks,
     align_chunks: bool = DEFAULT.align_chunks,
     branch: str = DEFAULT.branch,
@@ -77,7 +67,7 @@ def write_dataset(
         group=group,
         mode=mode,
         append_dim=append_dim,
-        region=to_zarr_region(region, pairs=parameters_from_json()),
+        region=to_zarr_region(region, pairs=is_deployment_run()),  # a deployment's parameters are JSON
         encoding=encoding,
         safe_chunks=safe_chunks,
         align_chunks=align_chunks,

@@ -6,16 +6,22 @@ this module imports nothing of icefloe's: every stage may import it, and it impo
 """
 
 import logging
+import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+from uuid import uuid4
 
 import dask.array as da
 from icechunk import ForkSession
 from pydantic import BaseModel, ConfigDict, Field
 
 type Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+PROCESS = uuid4().hex
+"""This process, as a block job names the process of the run that planned it."""
 
 type Region = tuple[tuple[int, int], ...]
 """A hyper-rectangle as one (start, stop) pair per dimension, stop exclusive."""
@@ -87,6 +93,26 @@ class BlockJob:
     time_axes: tuple[int | None, ...] = ()
     """Per array of the block, the axis along which to note the steps that hold a value (not NaN everywhere), for
     a publishing run's checks; None, or no entry: none noted."""
+    run_process: str = PROCESS
+    """The process of the run that planned it: a block written elsewhere carries its warnings back."""
+
+
+@dataclass(frozen=True)
+class Warned:
+    """A warning a block made, as it travels back to its run: its category by name (resolved only among modules the
+    run has imported), its text, and where it was made."""
+
+    category: str
+    message: str
+    filename: str
+    lineno: int
+
+    def warn(self) -> None:
+        module, _, name = self.category.rpartition(".")
+        category = getattr(sys.modules.get(module), name, None)
+        if not (isinstance(category, type) and issubclass(category, Warning)):
+            category = UserWarning  # of a module the run's process has not imported
+        warnings.warn_explicit(self.message, category, self.filename, self.lineno)
 
 
 @dataclass(frozen=True)
@@ -105,6 +131,8 @@ class WrittenBlock:
     valued_steps: "dict[str, frozenset[int]] | None" = None
     """Per array with a time axis (`BlockJob.time_axes`), the steps along it where the block wrote a value that is
     not NaN; None: not noted (a block an earlier attempt kept)."""
+    warned: tuple[Warned, ...] = ()
+    """What the block warned of, written in another process than its run's (`tasks/writing/carried_warnings.py`)."""
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ a small JSON description of them (a dask array is described by its name, shape, 
 element by element: FastAPI's encoder takes seconds on a large array).
 """
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import dask.array as da
 from pydantic import (
-    BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from tasks import defaults
+from tasks.internals.pydantic import Request
 from tasks.regions import ArrayRegion, RegionParameter
 
 
@@ -48,7 +50,7 @@ DaskArray = Annotated[
 ]
 
 
-class ArraySpec(BaseModel):
+class ArraySpec(Request):
     """A target array, created if missing (and grown if a region reaches past its end)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -66,7 +68,7 @@ class ArraySpec(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-class ArrayWrite(BaseModel):
+class ArrayWrite(Request):
     """One source written into one target array, optionally into a region of it (store_dask's regions)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -80,7 +82,7 @@ class ArrayWrite(BaseModel):
         return self.target if isinstance(self.target, str) else self.target.path
 
 
-class WriteOptions(BaseModel):
+class WriteOptions(Request):
     """How a write runs: block size, retries, commit rebases and the Dask cluster."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -142,7 +144,26 @@ class WriteOptions(BaseModel):
 type WriteMode = Literal["w", "w-", "a", "a-", "r+"]
 
 
-class DatasetWrite(BaseModel):
+def _castable_encodings(value: object) -> object:
+    """to_zarr's rule for `encoding`, in its words: a dictionary of variable names to dictionaries."""
+    example = "e.g. {'t2m': {'chunks': [24, 181, 360]}}"
+    if value is None:
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"encoding must be castable to a dictionary of variable names to encodings, {example}")
+    for name, settings in value.items():
+        if not isinstance(settings, Mapping):
+            raise ValueError(
+                f"the encoding of {name!r} must be castable to a dictionary (given: {settings!r}), {example}"
+            )
+    return value
+
+
+Encodings = Annotated[dict[str, dict[str, Any]] | None, BeforeValidator(_castable_encodings)]
+"""Zarr encoding per variable, as to_zarr takes it."""
+
+
+class DatasetWrite(Request):
     """How a Dataset is written: `Dataset.to_zarr`'s keywords, meaning what they mean there, the branch the one
     commit goes to, and the user's check of the initialized group. The flows take them flat (each a field of the UI's
     form) and make one of these once; below the flows, and from the command, they travel as this one value."""
@@ -153,14 +174,14 @@ class DatasetWrite(BaseModel):
     mode: WriteMode | None = None
     append_dim: str | None = None
     region: RegionParameter = None
-    encoding: dict[str, dict[str, Any]] | None = None
+    encoding: Encodings = None
     safe_chunks: bool = True
     align_chunks: bool = False
     branch: str = defaults.BRANCH
     validation_hook: str | None = None
 
 
-class PublishGate(BaseModel):
+class PublishGate(Request):
     """Publishing through a staging branch: the run commits there, its snapshot is checked, and only then does the
     target branch move to it (`tasks/committing/publishing.py`). What the checks allow is part of the request."""
 

@@ -309,3 +309,20 @@ def write_blocks_each_with_only_its_file(
         for moved in hidden.iterdir():
             moved.rename(own.parent / moved.name)
     return forks
+
+
+def spaced_coordinate() -> xr.Dataset:
+    """A callable source with a coordinate whose name has a space: xarray warns as it encodes it (SerializationWarning,
+    in the process that initializes the write)."""
+    dataset = SyntheticDataset(ntime=24, nlat=19, nlon=36, time_chunk=24).open()
+    return dataset.assign_coords({"step index": ("time", np.arange(24))})
+
+
+def nan_as_integers() -> xr.Dataset:
+    """A callable source of floats with a NaN, stored as int16 without a fill value: xarray warns as it initializes
+    (SerializationWarning), numpy as each block is computed ("invalid value encountered in cast": RuntimeWarning, in
+    the process that writes the block)."""
+    values = da.from_array(np.array([1.0, np.nan, 3.0, 4.0], dtype="float64"), chunks=2)
+    dataset = xr.Dataset({"x": ("t", values)})
+    dataset["x"].encoding = {"dtype": "int16"}
+    return dataset

@@ -10,6 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from flows.cli.arguments import RUN_OPTIONS, WRITE_OPTIONS
 from tasks.errors import InvalidRequestError
+from tasks.refusals import validation_problems
 from tasks.regions import RegionParameter
 from tasks.request import DatasetWrite, PublishGate, WriteOptions, dataset_write_gate
 from tasks.storage.callables import CALLABLE_PATTERN
@@ -73,23 +74,11 @@ def encoding_from_flag(text: str | None) -> dict[str, Any] | None:
     return encoding
 
 
-def validation_problems(error: ValidationError, names: dict[str, str] | None = None, tagged: bool = False) -> str:
-    """Pydantic's errors on one line: where (as the user named it), what is wrong, what was given. For a tagged
-    union (`tagged`), the first part of each location is the member pydantic tried, not a field the user wrote."""
-    problems = []
-    for problem in error.errors(include_url=False):
-        where = ".".join(str(part) for part in problem["loc"][1 if tagged else 0 :])
-        where = (names or {}).get(where, where)
-        given = f" (given: {problem['input']!r})" if problem["type"] != "missing" and where else ""
-        problems.append(f"{where + ': ' if where else ''}{problem['msg']}{given}")
-    return "; ".join(problems)
-
-
 def write_options(args: argparse.Namespace) -> WriteOptions:
     """The options the flags give; the model's defaults for those not given."""
     given = {field: getattr(args, field) for field in FLAGS if hasattr(args, field)}
     try:
-        return WriteOptions(processes=args.processes, **given)
+        return WriteOptions.model_validate({"processes": args.processes, **given})  # a ValidationError, to name flags
     except ValidationError as e:
         raise InvalidRequestError(f"options: {validation_problems(e, FLAGS)}") from e
 
@@ -99,7 +88,7 @@ def dataset_write(args: argparse.Namespace) -> DatasetWrite:
     parsed = {"region": region_from_flags(args.region), "encoding": encoding_from_flag(args.encoding)}
     given = {name: getattr(args, name) for name in DatasetWrite.model_fields if hasattr(args, name)}
     try:
-        return DatasetWrite(**(given | parsed))
+        return DatasetWrite.model_validate(given | parsed)
     except ValidationError as e:
         raise InvalidRequestError(validation_problems(e)) from e
 

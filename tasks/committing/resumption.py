@@ -7,8 +7,9 @@ and the log says why. Other kept sets of the branch are explained, and removed w
 
 Nothing in a kept set is referenced by a snapshot, so Icechunk's garbage collection deletes what it refers to (the
 chunks the session and the forks wrote, the forks' own snapshots) once they are older than its cutoff. A set is
-adopted as it is only when the operations log shows no collection since it was written; otherwise every chunk it
-refers to is read back (one byte each) and what is gone is written again (`tasks/storage/garbage_collection.py`).
+adopted as it is only when its mark shows no collection since it was written (the operations log, or on format 1
+a canary snapshot); otherwise every chunk it refers to is read back (one byte each) and what is gone is written
+again (`tasks/storage/garbage_collection.py`).
 """
 
 import json
@@ -30,7 +31,7 @@ from tasks.errors import one_line
 from tasks.internals.icechunk import session_bytes, session_from_bytes
 from tasks.records import Block, Logger, WrittenBlock
 from tasks.storage.chunk_reads import unreadable_chunks
-from tasks.storage.garbage_collection import Mark, collections_since
+from tasks.storage.garbage_collection import Mark, collections_since, mark_from_dict
 
 
 @dataclass
@@ -167,7 +168,7 @@ def _adopt(
             len(blocks),
         )
         return None
-    kept_mark = Mark(**run["mark"]) if run.get("mark") else None
+    kept_mark = mark_from_dict(run["mark"]) if run.get("mark") else None
     collections = collections_since(repository, kept_mark)
     if collections.clear:
         return Resumption(kept, session, int(run["block_bytes"]), blocks, kept_mark)

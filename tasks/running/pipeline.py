@@ -31,12 +31,13 @@ from tasks.committing.run_key import RunKey, run_key
 from tasks.errors import BlockWriteError, PublishRejectedError, notes_started_writing
 from tasks.planning.arrays import ResolvedWrite, region_bytes
 from tasks.planning.jobs import block_size, plan_jobs
-from tasks.records import BlockJob, CommitResult, Logger, MergedBlock, WrittenBlock, failures, format_region
+from tasks.records import BlockJob, CommitResult, Logger, MergedBlock, Warned, WrittenBlock, failures, format_region
 from tasks.request import PublishGate, WriteOptions
 from tasks.running.orchestration import BlockRunner, Orchestrator
 from tasks.storage.garbage_collection import Mark
 from tasks.storage.target import OpenedTarget, canonical_target
 from tasks.writing.block import keep_block, with_keep
+from tasks.writing.carried_warnings import warn_again
 
 KEEPERS = 4
 """Threads keeping forks: each waits on the object store's latency."""
@@ -194,8 +195,11 @@ def write_blocks(
     done = {w.block.name for w in reused}
     todo = with_keep([j for j in jobs if j.block.name not in done], None if resumption is None else resumption.kept)
 
+    warned: set[Warned] = set()
+
     def merge_and_keep(written: WrittenBlock) -> None:
         writing.merge(written)
+        warn_again(written.warned, warned)
         if resumption is not None and not (written.kept or written.saved):
             keeper.submit(keep_block, resumption.kept, written)
 

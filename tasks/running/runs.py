@@ -36,6 +36,7 @@ from tasks.storage.target import (
     repository_config,
     session_on,
 )
+from tasks.writing.carried_warnings import each_once
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,10 @@ def initialized_target[T](
     if found is not None:
         opened = session_on(found, branch)
         return opened, initialize(opened.session, True)
-    initialize(in_memory_target(branch).session, True)
-    opened, created = create_target(repo, branch, config)
-    return opened, initialize(opened.session, not created)
+    with each_once():
+        initialize(in_memory_target(branch).session, True)
+        opened, created = create_target(repo, branch, config)
+        return opened, initialize(opened.session, not created)
 
 
 def check_gate(gate: PublishGate | None) -> None:

@@ -12,9 +12,10 @@ from urllib.parse import urlparse
 import fsspec
 import xarray as xr
 from fsspec.implementations.local import LocalFileSystem
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import ConfigDict, Field, PositiveInt
 
 from tasks.errors import InvalidRequestError
+from tasks.internals.pydantic import Request
 from tasks.storage.target import storage_options
 
 FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -94,7 +95,7 @@ def _combined(
     )
 
 
-class FileSource(BaseModel):
+class FileSource(Request):
     """What every kind of file source has: files named by paths, combined along a dimension or by coordinates."""
 
     model_config = FROZEN

@@ -10,10 +10,11 @@ from typing import Annotated, Any, Literal, TypeAlias
 import fsspec
 import icechunk
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, model_validator
+from pydantic import ConfigDict, Field, PlainSerializer, PlainValidator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from tasks.errors import InvalidRequestError
+from tasks.internals.pydantic import Request
 from tasks.storage.callables import CALLABLE_PATTERN, import_function
 from tasks.storage.file_sources import (
     FROZEN,
@@ -28,7 +29,7 @@ from tasks.storage.synthetic import SyntheticDataset
 from tasks.storage.target import repository_storage, storage_options
 
 
-class ZarrSource(BaseModel):
+class ZarrSource(Request):
     """A Zarr store (v2 or v3), local or remote."""
 
     model_config = FROZEN | ConfigDict(title="Zarr store")
@@ -53,7 +54,7 @@ class ZarrSource(BaseModel):
         return select_variables(dataset, self.variables, f"the Zarr source {self.url!r}")
 
 
-class IcechunkSource(BaseModel):
+class IcechunkSource(Request):
     """Another Icechunk repository, at a branch (default main), a tag or a snapshot."""
 
     model_config = FROZEN | ConfigDict(title="Icechunk repository")
@@ -91,7 +92,7 @@ class IcechunkSource(BaseModel):
         return select_variables(dataset, self.variables, f"the Icechunk source {self.repo!r}")
 
 
-class CallableSource(BaseModel):
+class CallableSource(Request):
     """A Python function that returns a lazy (dask-backed) Dataset, named as package.module:function."""
 
     model_config = FROZEN | ConfigDict(title="Python function")

@@ -8,10 +8,12 @@ import pandas as pd
 import xarray as xr
 from dask.array.core import normalize_chunks  # public, documented there (dask.array does not export it)
 from dask.base import tokenize
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import ConfigDict, Field, PositiveInt
+
+from tasks.internals.pydantic import Request
 
 
-class SyntheticDataset(BaseModel):
+class SyntheticDataset(Request):
     """A deterministic (time, lat, lon) dataset: smooth fields plus seeded noise, coordinates and attributes."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="Synthetic dataset")

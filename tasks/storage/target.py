@@ -194,8 +194,9 @@ def session_on(repository: icechunk.Repository, branch: str, *, created: bool = 
     if created:
         session = writable_session(repository, branch)
         return OpenedTarget(session, session.snapshot_id, repository, None)
-    with ThreadPoolExecutor(1, "icefloe-mark") as pool:  # two round trips at once: the log's head, the session
-        marked = pool.submit(mark, repository)
+    # two round trips at once: the log's head (or a canary's write), the session
+    with ThreadPoolExecutor(1, "icefloe-mark") as pool:
+        marked = pool.submit(mark, repository, branch)
         session = writable_session(repository, branch)
     return OpenedTarget(session, session.snapshot_id, repository, marked.result())
 

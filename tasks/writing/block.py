@@ -16,18 +16,23 @@ from icechunk import ForkSession
 
 from tasks.errors import BlockWriteError, InvalidRequestError
 from tasks.planning.blocks import plan_blocks, relative_slices, source_cell
-from tasks.records import Block, BlockJob, BlockKeeper, Region, WrittenBlock
+from tasks.records import PROCESS, Block, BlockJob, BlockKeeper, Region, WrittenBlock
 from tasks.request import WriteOptions
+from tasks.writing.carried_warnings import collect_here, drain
 from tasks.writing.whole_chunks import Part, WholeChunkWriter
 from tasks.writing.zarr_settings import raise_chunks_in_flight
 
 
 def timed_write(fork: ForkSession, job: BlockJob, options: WriteOptions, attempt: int) -> WrittenBlock:
     started = time.perf_counter()
+    elsewhere = job.run_process != PROCESS
+    if elsewhere:
+        collect_here()
     steps = ValuedSteps(dict(zip(job.block.arrays, job.time_axes, strict=False))) if job.time_axes else None
     written = write_block(fork, job.block, job.unit, job.sources, options, steps)
     valued = None if steps is None else steps.noted()
-    return WrittenBlock(job.block, written, time.perf_counter() - started, attempt, valued_steps=valued)
+    warned = drain() if elsewhere else ()
+    return WrittenBlock(job.block, written, time.perf_counter() - started, attempt, valued_steps=valued, warned=warned)
 
 
 class ValuedSteps:

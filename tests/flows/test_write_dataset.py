@@ -1,4 +1,5 @@
-"""write_dataset against icechunk.xarray.to_icechunk: same Dataset, same keywords, identical repositories."""
+"""write_dataset against icechunk.xarray.to_icechunk: same Dataset, same keywords, identical repositories; the
+core scenarios on repositories of both Icechunk formats, each against to_icechunk on one of the same format."""
 
 import itertools
 import re
@@ -30,8 +31,24 @@ def ours(repo: str, dask_address: str, source: Any, **kwargs: Any) -> None:
     write_dataset(repo=repo, source=source, options=options, **kwargs)
 
 
-def reference(path: Path, dataset: xr.Dataset, **kwargs: Any) -> str:
-    repo = icechunk.Repository.open_or_create(icechunk.local_filesystem_storage(str(path)))
+@pytest.fixture(params=[1, 2], ids=["format-1", "format-2"])
+def spec_version(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+@pytest.fixture
+def formatted(repo_path: str, spec_version: int) -> str:
+    """`repo_path`, holding an empty repository of the format under test (the reference's is made alike)."""
+    icechunk.Repository.create(icechunk.local_filesystem_storage(repo_path), spec_version=spec_version)
+    return repo_path
+
+
+def reference(path: Path, dataset: xr.Dataset, spec_version: int | None = None, **kwargs: Any) -> str:
+    storage = icechunk.local_filesystem_storage(str(path))
+    exists = icechunk.Repository.exists(storage)
+    repo = (
+        icechunk.Repository.open(storage) if exists else icechunk.Repository.create(storage, spec_version=spec_version)
+    )
     session = repo.writable_session("main")
     to_icechunk(dataset, session, **kwargs)
     session.commit("reference")
@@ -42,13 +59,13 @@ def opened(repo: str, group: str | None = None) -> xr.Dataset:
     return xr.open_zarr(open_repo(repo).readonly_session("main").store, group=group, consolidated=False).load()
 
 
-def test_mode_w_matches_to_icechunk(repo_path: str, dask_address: str, tmp_path: Path) -> None:
-    ours(repo_path, dask_address, SOURCE, group="era", mode="w", encoding=ENCODING)
-    ref = reference(tmp_path / "ref", SOURCE.open(), group="era", mode="w", encoding=ENCODING)
+def test_mode_w_matches_to_icechunk(formatted: str, spec_version: int, dask_address: str, tmp_path: Path) -> None:
+    ours(formatted, dask_address, SOURCE, group="era", mode="w", encoding=ENCODING)
+    ref = reference(tmp_path / "ref", SOURCE.open(), spec_version, group="era", mode="w", encoding=ENCODING)
 
-    xr.testing.assert_identical(opened(repo_path, "era"), opened(ref, "era"))
-    xr.testing.assert_identical(opened(repo_path, "era"), SOURCE.open().load())
-    assert snapshot_count(repo_path) == 2
+    xr.testing.assert_identical(opened(formatted, "era"), opened(ref, "era"))
+    xr.testing.assert_identical(opened(formatted, "era"), SOURCE.open().load())
+    assert snapshot_count(formatted) == 2
 
 
 @pytest.mark.parametrize(
@@ -59,18 +76,18 @@ def test_mode_w_matches_to_icechunk(repo_path: str, dask_address: str, tmp_path:
     ],
 )
 def test_three_appends_equal_the_concatenation(
-    repo_path: str, dask_address: str, tmp_path: Path, bounds: tuple[int, ...]
+    formatted: str, spec_version: int, dask_address: str, tmp_path: Path, bounds: tuple[int, ...]
 ) -> None:
     parts = [SOURCE.time_slice(a, b) for a, b in itertools.pairwise(bounds)]
-    ours(repo_path, dask_address, parts[0], mode="w", encoding=ENCODING)
-    ref = reference(tmp_path / "ref", parts[0], mode="w", encoding=ENCODING)
+    ours(formatted, dask_address, parts[0], mode="w", encoding=ENCODING)
+    ref = reference(tmp_path / "ref", parts[0], spec_version, mode="w", encoding=ENCODING)
     for part in parts[1:]:
-        ours(repo_path, dask_address, part, append_dim="time")
-        reference(tmp_path / "ref", part, append_dim="time")
+        ours(formatted, dask_address, part, append_dim="time")
+        reference(tmp_path / "ref", part, spec_version, append_dim="time")
 
-    xr.testing.assert_identical(opened(repo_path), opened(ref))
-    xr.testing.assert_identical(opened(repo_path), SOURCE.open().load())
-    assert snapshot_count(repo_path) == 4
+    xr.testing.assert_identical(opened(formatted), opened(ref))
+    xr.testing.assert_identical(opened(formatted), SOURCE.open().load())
+    assert snapshot_count(formatted) == 4
 
 
 def _modes() -> list[Any]:
@@ -86,20 +103,20 @@ def _modes() -> list[Any]:
 
 @pytest.mark.parametrize(("first", "kwargs"), _modes())
 def test_every_mode_matches_to_icechunk(
-    repo_path: str, dask_address: str, tmp_path: Path, first: str | None, kwargs: dict[str, Any]
+    formatted: str, spec_version: int, dask_address: str, tmp_path: Path, first: str | None, kwargs: dict[str, Any]
 ) -> None:
     kwargs = dict(kwargs)
     dataset = kwargs.pop("source")
     if first is not None:
-        ours(repo_path, dask_address, SOURCE, mode=first, encoding=ENCODING)
-        reference(tmp_path / "ref", SOURCE.open(), mode=first, encoding=ENCODING)
+        ours(formatted, dask_address, SOURCE, mode=first, encoding=ENCODING)
+        reference(tmp_path / "ref", SOURCE.open(), spec_version, mode=first, encoding=ENCODING)
 
-    ours(repo_path, dask_address, dataset, **kwargs)
-    ref = reference(tmp_path / "ref", dataset, **kwargs)
+    ours(formatted, dask_address, dataset, **kwargs)
+    ref = reference(tmp_path / "ref", dataset, spec_version, **kwargs)
 
     group = kwargs.get("group")
-    xr.testing.assert_identical(opened(repo_path, group), opened(ref, group))
-    assert snapshot_count(repo_path) == (2 if first is None else 3)
+    xr.testing.assert_identical(opened(formatted, group), opened(ref, group))
+    assert snapshot_count(formatted) == (2 if first is None else 3)
 
 
 @pytest.mark.parametrize(
@@ -111,16 +128,18 @@ def test_every_mode_matches_to_icechunk(
         pytest.param("auto", id="auto"),
     ],
 )
-def test_region_writes_match_to_icechunk(repo_path: str, dask_address: str, tmp_path: Path, region: Any) -> None:
-    ours(repo_path, dask_address, SOURCE, mode="w", encoding=ENCODING)
-    ref = reference(tmp_path / "ref", SOURCE.open(), mode="w", encoding=ENCODING)
+def test_region_writes_match_to_icechunk(
+    formatted: str, spec_version: int, dask_address: str, tmp_path: Path, region: Any
+) -> None:
+    ours(formatted, dask_address, SOURCE, mode="w", encoding=ENCODING)
+    ref = reference(tmp_path / "ref", SOURCE.open(), spec_version, mode="w", encoding=ENCODING)
     update = (SOURCE.time_slice(24, 48) * 2).drop_vars(["lat", "lon"])
 
-    ours(repo_path, dask_address, update, mode="r+", region=region)
-    reference(tmp_path / "ref", update, mode="r+", region=_as_slices(region))
+    ours(formatted, dask_address, update, mode="r+", region=region)
+    reference(tmp_path / "ref", update, spec_version, mode="r+", region=_as_slices(region))
 
-    xr.testing.assert_identical(opened(repo_path), opened(ref))
-    assert float(opened(repo_path).t2m.isel(time=30).mean()) > 400  # the doubled values landed
+    xr.testing.assert_identical(opened(formatted), opened(ref))
+    assert float(opened(formatted).t2m.isel(time=30).mean()) > 400  # the doubled values landed
 
 
 def _as_slices(region: Any) -> Any:

@@ -49,3 +49,23 @@ def test_dask_aliases_a_key_as_array_blocks_does() -> None:
     assert isinstance(alias, dask_internals.GraphNode)
     assert alias.key == "new"
     assert alias.dependencies == frozenset({"old"})
+
+
+def test_a_request_model_built_by_name_refuses_in_icefloes_words_and_nested_validation_keeps_pydantics() -> None:
+    from pydantic import ValidationError, validate_call
+
+    from tasks.errors import InvalidRequestError
+    from tasks.request import WriteOptions
+
+    def flow(options: WriteOptions) -> WriteOptions:
+        return options
+
+    with pytest.raises(InvalidRequestError, match=r"^WriteOptions: block_bytes: .* \(given: 0\)$"):
+        WriteOptions(block_bytes=0)
+    assert WriteOptions.__pydantic_custom_init__ is False  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError) as nested:  # the model's own __init__ is not called: located, not wrapped
+        validate_call(flow)(options={"n_workers": 0})
+    assert [e["loc"] for e in nested.value.errors()] == [("options", "n_workers")]
+    with pytest.raises(ValidationError) as validated:
+        WriteOptions.model_validate({"block_bytes": 0})
+    assert [e["loc"] for e in validated.value.errors()] == [("block_bytes",)]

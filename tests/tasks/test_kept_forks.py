@@ -2,7 +2,8 @@
 A failed run keeps its initialized session and finished blocks; the nightly `garbage_collect(now)` deletes what
 they refer to (the coordinates' chunks, the forks' chunks and snapshots); the same request run again writes what
 is gone and commits a snapshot that reads back in full. Coordinates of 300 and 400 values are stored as chunk
-objects (small ones would sit inline in the session, out of the collection's reach)."""
+objects (small ones would sit inline in the session, out of the collection's reach). Each runs on a repository of
+either Icechunk format."""
 
 import logging
 import time
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import icechunk
 import pytest
 import xarray as xr
 import zarr
@@ -58,6 +60,15 @@ def assert_reads_back_in_full(target: str, markers: Path) -> None:
         group[name][...]  # raises StorageError for a chunk whose object is gone
     written = xr.open_zarr(session.store, consolidated=False).load()
     xr.testing.assert_identical(written, counted(str(markers.parent / "unused"), **GRID).load())  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=[1, 2], ids=["format-1", "format-2"])
+def repo_path(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A repository of each format: format 2 records collections in its operations log, format 1 keeps none (the
+    run's mark is a canary snapshot there)."""
+    target = str(tmp_path / "repo")
+    icechunk.Repository.create(icechunk.local_filesystem_storage(target), spec_version=request.param)
+    return target
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from flows.cli.requests import region_from_flags
+from tasks.errors import InvalidRequestError
 from tasks.regions import to_zarr_region
 from tasks.request import ArrayWrite, DatasetWrite
 
@@ -46,7 +47,7 @@ def test_every_form_refuses_the_same_values(given: object, message: str) -> None
     if not isinstance(given, slice):  # JSON's form of a slice, where only JSON gives one
         with pytest.raises(ValidationError, match=message):
             DatasetWrite.model_validate_json(json.dumps({"region": {"x": given}}))
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(InvalidRequestError, match=message):
         ArrayWrite(source=SOURCE, target="a", region=(given, slice(None)))
 
 

@@ -1,8 +1,8 @@
 import dask.array as da
 import pytest
 from fastapi.encoders import jsonable_encoder
-from pydantic import ValidationError
 
+from tasks.errors import InvalidRequestError
 from tasks.request import ArraySpec, ArrayWrite, WriteOptions
 
 
@@ -24,11 +24,11 @@ def test_prefect_records_a_dask_source_by_its_description_not_its_elements() -> 
 
 
 def test_invalid_parameters_name_the_field() -> None:
-    with pytest.raises(ValidationError, match="source"):
+    with pytest.raises(InvalidRequestError, match="source"):
         ArrayWrite(source=[1, 2, 3], target="x")
-    with pytest.raises(ValidationError, match="dask_address"):
+    with pytest.raises(InvalidRequestError, match="dask_address"):
         WriteOptions(dask_address="localhost:8786")
-    with pytest.raises(ValidationError, match="retries"):
+    with pytest.raises(InvalidRequestError, match="retries"):
         WriteOptions(retries=-1)
-    with pytest.raises(ValidationError, match="path"):
+    with pytest.raises(InvalidRequestError, match="path"):
         ArraySpec(path="/leading/slash", chunks=(1,))

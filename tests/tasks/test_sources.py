@@ -100,7 +100,7 @@ def test_zarr_icechunk_and_callable_sources(tmp_path: Path) -> None:
     called = CallableSource(function="tests.sources:synthetic", keywords={"ntime": 24, "seed": 3}).open()
     assert called.sizes["time"] == 24
     assert called.attrs["seed"] == 3
-    with pytest.raises(ValidationError, match="at most one of branch, tag and snapshot_id"):
+    with pytest.raises(InvalidRequestError, match="at most one of branch, tag and snapshot_id"):
         IcechunkSource(repo="r", branch="main", tag="v1")
 
 
