@@ -15,4 +15,8 @@ COPY deployments ./deployments
 COPY prefect.yaml ./
 RUN uv sync --no-dev
 
+# Not root: a run executes with the privileges of this user, whatever its parameters ask
+RUN useradd --create-home --uid 10001 icefloe
+USER icefloe
+
 CMD ["icefloe", "--help"]

@@ -16,8 +16,10 @@ from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 
 from flows.cluster import cluster_for_flow_runs
+from flows.deployment_runs import check_allowed
 from flows.ingest import backfill, ingest
 from flows.orchestrator import COMMITTED
+from flows.parameters import validated_parameters
 from flows.validate import validate
 from flows.write_dataset import write_dataset
 from tasks.errors import InvalidRequestError
@@ -48,8 +50,14 @@ def build_deployments(schedule: IngestSchedule | None = None) -> list[RunnerDepl
     """The four deployments; `ingest` is scheduled only when `schedule` gives its parameters."""
     ingest_kwargs: dict[str, Any] = {}
     if schedule is not None:
-        try:
-            ingest.validate_parameters(schedule.parameters)  # a bad schedule fails now, not at 6 am
+        try:  # a bad schedule fails now, not at 6 am; its runs are deployment runs, held to the operator's allowance
+            parameters = validated_parameters(ingest, schedule.parameters)
+            check_allowed(
+                target=parameters["repo"],
+                source=parameters["source"],
+                functions={"publish_check": parameters.get("publish_check")},
+                options=parameters.get("options"),
+            )
         except Exception as e:
             raise InvalidRequestError(f"the ingest schedule's parameters are invalid: {e}") from e
         ingest_kwargs["parameters"] = schedule.parameters

@@ -1,6 +1,7 @@
 """The `ingest` flow (scheduled: append what is new, idempotent) and the `backfill` flow (rewrite a time range in
 place, or extend the target), both one commit at most."""
 
+from flows.deployment_runs import check_allowed, is_deployment_run
 from flows.orchestrator import PrefectOrchestrator
 from flows.parameters import icefloe_flow
 from flows.process import set_up_flow_process
@@ -48,6 +49,8 @@ def ingest(
         allow_nan: With publish: allow steps that are NaN everywhere.
         options: Block size, retries, commit rebases and the Dask cluster.
     """
+    if is_deployment_run():
+        check_allowed(target=repo, source=source, functions={"publish_check": publish_check}, options=options)
     return run_time_update(
         PrefectOrchestrator(),
         repo,
@@ -96,6 +99,8 @@ def backfill(
         allow_nan: With publish: allow steps that are NaN everywhere.
         options: Block size, retries, commit rebases and the Dask cluster.
     """
+    if is_deployment_run():
+        check_allowed(target=repo, source=source, functions={"publish_check": publish_check}, options=options)
     window = open_source(source).sel({time_dim: slice(start, end)})
     return run_time_update(
         PrefectOrchestrator(),

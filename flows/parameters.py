@@ -7,10 +7,10 @@ text and log pydantic's raw errors."""
 import functools
 import inspect
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Flow, flow
-from pydantic import ConfigDict, ValidationError, validate_call
+from pydantic import ConfigDict, TypeAdapter, ValidationError, validate_call
 
 from tasks.errors import InvalidRequestError
 from tasks.refusals import validation_problems
@@ -18,6 +18,7 @@ from tasks.refusals import validation_problems
 # Not PEP 695's parameters: Prefect sends a flow's function to Dask's workers with its context, and cloudpickle
 # cannot pickle a function whose annotations hold type parameters of that syntax (module-level ones pickle by name).
 P = ParamSpec("P")
+ARBITRARY_TYPES = ConfigDict(arbitrary_types_allowed=True)  # a dask array, an xarray Dataset, as Prefect allows
 R = TypeVar("R")
 
 
@@ -43,7 +44,7 @@ def checked_parameters(function: Callable[P, R]) -> Callable[P, R]:  # noqa: UP0
 def _validating[T](function: Callable[..., T]) -> Callable[..., T]:
     """`function` behind pydantic's validation of its arguments, made once. Looked up by name, not held by `call`:
     Prefect pickles a flow's function into every task it sends to Dask, and pydantic's validator does not travel."""
-    validating: Callable[..., T] = validate_call(config=ConfigDict(arbitrary_types_allowed=True))(function)
+    validating: Callable[..., T] = validate_call(config=ARBITRARY_TYPES)(function)
     return validating
 
 
@@ -54,3 +55,28 @@ def icefloe_flow(name: str) -> Callable[[Callable[P, R]], Flow[P, R]]:
         return flow(name=name, validate_parameters=False)(checked_parameters(function))
 
     return decorate
+
+
+def validated_parameters(checked_flow: Flow[..., object], parameters: dict[str, Any]) -> dict[str, Any]:
+    """`parameters` as `checked_flow` would take them (models from JSON, defaults filled in), refused in icefloe's
+    words as a run would refuse them, without running it: a schedule's, checked as `serve` starts."""
+    signature = inspect.signature(inspect.unwrap(checked_flow.fn))
+    unknown = sorted(set(parameters) - set(signature.parameters))
+    if unknown:
+        raise InvalidRequestError(f"{', '.join(unknown)}: not a parameter of {checked_flow.name}")
+    problems, validated = [], {}
+    for name, parameter in signature.parameters.items():
+        if name not in parameters:
+            if parameter.default is inspect.Parameter.empty:
+                problems.append(f"{name}: missing")
+            else:
+                validated[name] = parameter.default
+            continue
+        try:
+            adapter: TypeAdapter[Any] = TypeAdapter(parameter.annotation)
+            validated[name] = adapter.validate_python(parameters[name])
+        except ValidationError as e:
+            problems.append(validation_problems(e, prefix=name))
+    if problems:
+        raise InvalidRequestError("; ".join(problems))
+    return validated

@@ -1,5 +1,6 @@
 """The `store_array` flow: dask arrays into an Icechunk repository, block by block, in one atomic commit."""
 
+from flows.deployment_runs import check_allowed, is_deployment_run
 from flows.orchestrator import PrefectOrchestrator
 from flows.parameters import icefloe_flow
 from flows.process import set_up_flow_process
@@ -29,5 +30,7 @@ def store_array(
     the commit goes to a staging branch and the branch moves to it once it passed its checks (`allow_nan`, along
     the arrays' dimension named `time_dim`; `publish_check`: package.module:function given it as a Dataset).
     """
+    if is_deployment_run():
+        check_allowed(target=repo, functions={"publish_check": publish_check}, options=options)
     gate = publish_gate(publish, time_dim, allow_nan, publish_check, appends_only=False)
     return run_store_array(PrefectOrchestrator(), repo, writes, branch, message, options, gate)

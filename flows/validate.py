@@ -5,6 +5,7 @@ triggers; a failed check fails the run, which an automation can then notify abou
 from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from flows.deployment_runs import check_allowed, is_deployment_run
 from flows.parameters import icefloe_flow
 from flows.process import set_up_flow_process
 from tasks.committing.report import artifact_key
@@ -35,6 +36,8 @@ def validate(
         time_dim: Dimension along which no step may be NaN everywhere and whose coordinate must increase.
         allow_nan: Allow steps that are NaN everywhere (a field with gaps by design).
     """
+    if is_deployment_run():
+        check_allowed(reads=repo, source=source)
     logger = get_run_logger()
     validation = validate_snapshot(
         repo,

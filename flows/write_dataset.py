@@ -1,6 +1,6 @@
 """The `write_dataset` flow: an xarray Dataset into an Icechunk group with `Dataset.to_zarr` semantics, one commit."""
 
-from flows.deployment_runs import is_deployment_run
+from flows.deployment_runs import check_allowed, is_deployment_run
 from flows.orchestrator import PrefectOrchestrator
 from flows.parameters import icefloe_flow
 from flows.process import set_up_flow_process
@@ -63,6 +63,13 @@ def write_dataset(
         allow_nan: With publish: allow steps that are NaN everywhere.
         options: Block size, retries, commit rebases and the Dask cluster.
     """
+    if is_deployment_run():
+        check_allowed(
+            target=repo,
+            source=source,
+            functions={"validation_hook": validation_hook, "publish_check": publish_check},
+            options=options,
+        )
     write = DatasetWrite(
         group=group,
         mode=mode,

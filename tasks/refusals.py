@@ -18,14 +18,16 @@ _VALIDATOR = re.compile(r"^[\w-]+\[.*\]$")
 (`function-before[...]`, `tagged-union[...]`)."""
 
 
-def validation_problems(error: ValidationError, names: dict[str, str] | None = None, tagged: bool = False) -> str:
-    """pydantic's errors on one line: where (as the user named it), what is wrong, what was given (a validator's
-    own message, from a ValueError, names the value itself). For a tagged union (`tagged`), the first part of each
-    location is the member pydantic tried, not a field the user wrote."""
+def validation_problems(
+    error: ValidationError, names: dict[str, str] | None = None, tagged: bool = False, prefix: str = ""
+) -> str:
+    """pydantic's errors on one line: where (as the user named it, after `prefix`), what is wrong, what was given (a
+    validator's own message, from a ValueError, names the value itself). For a tagged union (`tagged`), the first
+    part of each location is the member pydantic tried, not a field the user wrote."""
     problems = []
     for problem in _most_specific(error.errors(include_url=False)):
         parts = [str(part) for part in problem["loc"] if not _VALIDATOR.match(str(part))]
-        where = ".".join(parts[1 if tagged else 0 :])
+        where = ".".join([prefix] * bool(prefix) + parts[1 if tagged else 0 :])
         where = (names or {}).get(where, where)
         message = problem["msg"].removeprefix(VALUE_ERROR)
         own = message != problem["msg"]

@@ -326,3 +326,17 @@ def nan_as_integers() -> xr.Dataset:
     dataset = xr.Dataset({"x": ("t", values)})
     dataset["x"].encoding = {"dtype": "int16"}
     return dataset
+
+
+def leave_marker(marker: str) -> xr.Dataset:
+    """A callable source that leaves a file at `marker` (what `subprocess:getoutput` would do, harmlessly) and
+    returns a small dataset: whether a served run called it shows on disk."""
+    Path(marker).write_text(f"called in process {os.getpid()}")
+    return SyntheticDataset(ntime=24, nlat=19, nlon=36, time_chunk=24).open()
+
+
+def leave_trace(dataset: xr.Dataset) -> None:
+    """A validation hook or publish check that leaves a file named by ICEFLOE_TEST_TRACE (when set) and passes."""
+    trace = os.environ.get("ICEFLOE_TEST_TRACE")
+    if trace:
+        Path(trace).write_text(f"called with {len(dataset.data_vars)} variables")

@@ -16,6 +16,7 @@ import zarr
 from distributed import LocalCluster
 from icechunk.xarray import to_icechunk
 
+from tasks.errors import InvalidRequestError
 from tasks.storage.target import repository_storage
 from tests.conftest import S3_ENV, committed, open_repo, snapshot_count
 from tests.flows.test_grib import SURFACE, as_cfgrib_reads
@@ -138,15 +139,23 @@ def test_the_python_examples_run_as_written(
     assert snapshot_count("data/era.icechunk") == 4  # the repository's first, then one per write
 
 
-def test_the_schedule_example_parameters_are_what_serve_accepts() -> None:
+def test_the_schedule_example_parameters_are_what_serve_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
     from deployments.serve import IngestSchedule, build_deployments
+    from flows.cli.main import parser
+    from flows.cli.serve import allow_from_flags
 
-    (serve,) = [c for c in commands(block("icefloe serve --ingest-cron")) if "icefloe serve" in c]
+    (serve,) = [c for c in commands(block("--ingest-cron")) if "icefloe serve" in c]
     words = shlex.split(serve)
-    parameters = json.loads(words[words.index("--ingest-parameters") + 1])
-    cron = words[words.index("--ingest-cron") + 1]
+    args = parser().parse_args(words[words.index("serve") :])
+    for name in ("FUNCTIONS", "TARGETS", "SOURCES", "DASK_ADDRESSES"):
+        monkeypatch.delenv(f"ICEFLOE_ALLOWED_{name}", raising=False)
+    allow_from_flags(args)  # what the example allows, as `icefloe serve` does with its flags
+    parameters = json.loads(args.ingest_parameters)
 
-    ingest = build_deployments(IngestSchedule(parameters, cron=cron))[1]  # what `icefloe serve` checks as it starts
+    ingest = build_deployments(IngestSchedule(parameters, cron=args.ingest_cron))[1]  # what serve checks as it starts
 
     assert ingest.parameters == parameters
-    assert [s.schedule.cron for s in ingest.schedules] == [cron]
+    assert [s.schedule.cron for s in ingest.schedules] == [args.ingest_cron]
+    monkeypatch.delenv("ICEFLOE_ALLOWED_FUNCTIONS")
+    with pytest.raises(InvalidRequestError, match="ICEFLOE_ALLOWED_FUNCTIONS"):  # without its --allow-function
+        build_deployments(IngestSchedule(parameters, cron=args.ingest_cron))

@@ -40,6 +40,11 @@ def report(command: str, error: Exception) -> int:
 
     from tasks.errors import IcefloeError, PublishRejectedError
 
+    refusal = _api_refusal(error)
+    if refusal is not None:
+        print(f"icefloe {command}: failed, nothing was written: {refusal}", file=sys.stderr)
+        return ExitCode.FAILED
+
     if refused(error, command):
         # our refusals say what is wrong; others' need their name (ValueError, KeyError, ...) to make sense
         what = str(error) if isinstance(error, IcefloeError) else f"{type(error).__name__}: {error}"
@@ -56,3 +61,19 @@ def report(command: str, error: Exception) -> int:
         print(f"icefloe {command}: {outcome}: {type(error).__name__}: {summary}", file=sys.stderr)
         return ExitCode.FAILED
     raise error
+
+
+def _api_refusal(error: Exception) -> str | None:
+    """What the Prefect API's refusal of the command's credentials means (the credentials are never shown)."""
+    exceptions = sys.modules.get("prefect.exceptions")
+    if exceptions is None or not isinstance(error, exceptions.PrefectHTTPStatusError):
+        return None
+    status, url = error.response.status_code, str(error.request.url).split("/api/", 1)[0] + "/api"
+    if status == 401:
+        return (
+            f"the Prefect API at {url} answered 401 Unauthorized: its server takes an auth string "
+            "(PREFECT_SERVER_API_AUTH_STRING); give the same user:password in PREFECT_API_AUTH_STRING"
+        )
+    if status == 403:
+        return f"the Prefect API at {url} answered 403 Forbidden ({error.response.text[:200]})"
+    return None

@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import sys
 
 
 def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -26,7 +27,31 @@ def add_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     serve.add_argument("--n-workers", type=int, help="workers of the warm local cluster (default: one per core)")
     serve.add_argument("--processes", action="store_true", help="the warm cluster's workers are processes")
     serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new runs (default 1)")
+    allow = serve.add_argument_group(
+        "what the served runs may name",
+        "A run started through the Prefect API (its UI, its REST API, a schedule, an automation) may name only what "
+        "the operator allows: each flag adds to its ICEFLOE_ALLOWED_* variable, and may be repeated.",
+    )
+    for flag, setting, example in ALLOWANCES:
+        allow.add_argument(flag, action="append", default=[], metavar="VALUE", help=f"adds to {setting} ({example})")
     serve.set_defaults(run=run)
+
+
+ALLOWANCES = [
+    ("--allow-function", "ICEFLOE_ALLOWED_FUNCTIONS", "package.module:function, or package.module:*"),
+    ("--allow-target", "ICEFLOE_ALLOWED_TARGETS", "a prefix: s3://lake/, /data/"),
+    ("--allow-source", "ICEFLOE_ALLOWED_SOURCES", "a prefix: s3://raw/, /data/, https://host/path/"),
+    ("--allow-dask-address", "ICEFLOE_ALLOWED_DASK_ADDRESSES", "tcp://scheduler:8786"),
+]
+"""`icefloe serve`'s flags for the operator's allowance (`tasks/allowance.py`), and the variables they add to."""
+
+
+def allow_from_flags(args: argparse.Namespace) -> None:
+    """The allowance the flags give, added to the environment the served runs inherit."""
+    for flag, setting, _ in ALLOWANCES:
+        given = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if given:
+            os.environ[setting] = ",".join([*filter(None, os.environ.get(setting, "").split(",")), *given])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from deployments.serve import IngestSchedule, serve_deployments
+    from tasks.allowance import describe
     from tasks.request import WriteOptions
 
     schedule = None
@@ -43,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         schedule = IngestSchedule(parameters, cron=args.ingest_cron, interval_seconds=args.ingest_interval)
     elif args.ingest_cron or args.ingest_interval:
         raise argparse.ArgumentTypeError("an ingest schedule needs --ingest-parameters (repo, source, ...)")
+    allow_from_flags(args)
+    print(f"icefloe serve: deployment runs may {describe()}", file=sys.stderr)
     cluster = WriteOptions(n_workers=args.n_workers, processes=args.processes)
     serve_deployments(schedule, cluster, poll_seconds=args.poll_seconds)
     return 0

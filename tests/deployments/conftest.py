@@ -8,7 +8,7 @@ import pytest
 from icechunk.xarray import to_icechunk
 
 from tests.conftest import BUCKET, S3_ENV
-from tests.deployments.stack import Stack, served_stack
+from tests.deployments.stack import Stack, allowance, served_stack
 from tests.sources import steps
 
 ENCODING = {"t2m": {"chunks": [24, 19, 36]}, "u10": {"chunks": [24, 19, 36]}}
@@ -32,7 +32,9 @@ def stack(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "source": {"kind": "callable", "function": "tests.sources:steps", "keywords": {"start": 0, "stop": 48}},
             "overlap": "skip",
         }
-        with served_stack(s3_endpoint, tmp_path_factory.mktemp("stack-logs"), ingest, ui=True) as stack:
+        allow = allowance(tmp_path_factory.getbasetemp(), BUCKET, "lake", "raw")  # the README names lake and raw
+        logs = tmp_path_factory.mktemp("stack-logs")
+        with served_stack(s3_endpoint, logs, allow, ingest, ui=True) as stack:
             yield stack
 
 

@@ -1,6 +1,7 @@
 """What the UI shows of each deployment, and the files that declare the stack: prefect.yaml, docker-compose.yml."""
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -58,12 +59,20 @@ def test_enums_for_modes_and_overlaps() -> None:
     assert (overlap["enum"], overlap["default"]) == (["refuse", "skip", "rewrite"], "skip")
 
 
-def test_a_schedule_with_bad_parameters_is_refused_before_serving() -> None:
-    with pytest.raises(InvalidRequestError, match="ingest schedule's parameters are invalid"):
-        build_deployments(IngestSchedule({"repo": "r", "source": {"kind": "netcdf"}}, cron="0 6 * * *"))
-    scheduled = build_deployments(
-        IngestSchedule({"repo": "r", "source": {"kind": "zarr", "url": "x.zarr"}}, "0 6 * * *")
-    )
+def test_a_schedule_with_bad_parameters_is_refused_before_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ICEFLOE_ALLOWED_TARGETS", "s3://lake/")
+    monkeypatch.setenv("ICEFLOE_ALLOWED_SOURCES", "s3://raw/")
+    good = {"repo": "s3://lake/era5.icechunk", "source": {"kind": "zarr", "url": "s3://raw/era5.zarr"}}
+    refused = {
+        "source.netcdf.paths: Field required": {**good, "source": {"kind": "netcdf"}},
+        "ICEFLOE_ALLOWED_TARGETS": {**good, "repo": "s3://elsewhere/era5.icechunk"},
+        "ICEFLOE_ALLOWED_FUNCTIONS": {**good, "source": {"kind": "callable", "function": "mypkg.era5:yesterday"}},
+        "colour: not a parameter of ingest": {**good, "colour": 1},
+    }
+    for says, parameters in refused.items():
+        with pytest.raises(InvalidRequestError, match=f"ingest schedule's parameters are invalid: .*{says}"):
+            build_deployments(IngestSchedule(parameters, cron="0 6 * * *"))
+    scheduled = build_deployments(IngestSchedule(good, "0 6 * * *"))
     assert [s.schedule.cron for s in scheduled[1].schedules] == ["0 6 * * *"]
 
 
@@ -146,26 +155,96 @@ def test_compose_addresses_match_the_ports_services_listen_on() -> None:
     for name in ("dask-worker-1", "dask-worker-2"):
         assert services[name]["command"][2] == f"tcp://dask-scheduler:{scheduler_port}"
         assert _option(services[name]["command"], "--preload") == WORKER_PRELOAD  # as every cluster icefloe starts
-    assert f"{server_port}:{server_port}" in services["prefect-server"]["ports"]
+    assert f"127.0.0.1:{server_port}:{server_port}" in _published(services["prefect-server"])
     assert _port(services["prefect-server"]["environment"]["PREFECT_UI_API_URL"]) == server_port
+
+
+COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+"""`${NAME}`, `${NAME:?message}` (compose refuses to start while NAME is empty) or `${NAME:-default}`."""
+SECRETS = ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "PREFECT_AUTH_STRING")
+
+
+def _example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and line[0] != "#")
+
+
+def _published(service: dict[str, Any]) -> list[str]:
+    """A service's published ports as compose starts them with an .env that sets no optional variable."""
+    default = lambda m: m.group(3) if m.group(2) == "-" else m.group(0)  # noqa: E731
+    return [COMPOSE_VARIABLE.sub(default, port) for port in service["ports"]]
 
 
 def test_every_variable_compose_needs_is_in_env_example_and_no_secret_is_committed() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    needed = set(re.findall(r"\$\{(\w+)\}", text)) | set(re.findall(r"\$\$(\w+)", text))
-    example = dict(
-        line.split("=", 1)
-        for line in (ROOT / ".env.example").read_text().splitlines()
-        if "=" in line and line[0] != "#"
-    )
+    needed = {m.group(1) for m in COMPOSE_VARIABLE.finditer(text) if m.group(2) != "-"}
+    needed |= set(re.findall(r"\$\$([A-Z_]+)", text))  # a shell's own variables are lowercase
+    example = _example()
 
     assert needed <= set(example)
-    assert all("change-me" in example[k] for k in example if "PASSWORD" in k)
     assert ".env" in (ROOT / ".gitignore").read_text().split()
     for service in _compose()["services"].values():
         for key, value in service.get("environment", {}).items():
-            if "PASSWORD" in key or "SECRET" in key:
-                assert re.fullmatch(r"\$\{\w+\}", value), f"{key} must come from .env"
+            if any(word in key for word in ("PASSWORD", "SECRET", "AUTH_STRING")):
+                assert re.fullmatch(r"\$\{\w+:\?[^}]+\}", value), f"{key} must come from .env, and be set there"
+
+
+def test_the_compose_stack_is_closed_by_default() -> None:
+    """What docker-compose.yml publishes and who it lets in, read from the file (no Docker engine runs here)."""
+    services = _compose()["services"]
+    example = _example()
+
+    server = services["prefect-server"]["environment"]
+    assert COMPOSE_VARIABLE.fullmatch(server["PREFECT_SERVER_API_AUTH_STRING"]).group(1) == "PREFECT_AUTH_STRING"  # type: ignore[union-attr]
+    assert server["PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED"] == "true"
+    clients = [name for name, service in services.items() if "PREFECT_API_URL" in service.get("environment", {})]
+    assert set(clients) == {"dask-worker-1", "dask-worker-2", "runner"}
+    for name in clients:
+        auth = COMPOSE_VARIABLE.fullmatch(services[name]["environment"]["PREFECT_API_AUTH_STRING"])
+        assert auth is not None, name
+        assert auth.group(1) == "PREFECT_AUTH_STRING", name
+    for name, service in services.items():
+        for port in _published(service) if "ports" in service else []:
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond this machine"
+    # the server on the newest Prefect minor the clients may resolve: a server must be at least as new as its clients
+    requirement = next(d for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+                       if d.startswith("prefect>="))  # fmt: skip
+    below = re.search(r"<(\d+)\.(\d+)", requirement)
+    assert below is not None, requirement
+    newest_minor = f"{below.group(1)}.{int(below.group(2)) - 1}"
+    image = re.fullmatch(r"prefecthq/prefect:(\d+\.\d+)\.\d+-python3\.12", services["prefect-server"]["image"])
+    assert image is not None, services["prefect-server"]["image"]
+    assert image.group(1) == newest_minor
+    # no default password starts the stack: empty in .env.example, required by compose, and not change-me
+    assert all(example[name] == "" for name in SECRETS)
+    check = services["settings-check"]
+    for name in set(services) - {"settings-check"}:
+        assert _starts_after_the_check(services, name), f"{name} can start before the settings are checked"
+    for values, refused in (({"a": "x"}, False), ({"a": "change-me"}, True), ({"a": ""}, True)):
+        env = {name: values["a"] if name == SECRETS[1] else "a-real-secret" for name in SECRETS}
+        done = subprocess.run(["sh", "-c", check["command"][0].replace("$$", "$")], env=env, capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        assert (done.returncode != 0) == refused, (values, done.stderr)
+    # the deployment runs reach only the stack's bucket
+    runner = services["runner"]["environment"]
+    assert runner["ICEFLOE_ALLOWED_TARGETS"] == runner["ICEFLOE_ALLOWED_SOURCES"] == "s3://${ICEFLOE_BUCKET}/"
+    assert example["ICEFLOE_ALLOWED_FUNCTIONS"] == ""
+
+
+def _starts_after_the_check(services: dict[str, Any], name: str, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether `name` waits, itself or through what it waits for, for settings-check to complete."""
+    depends = services[name].get("depends_on", {})
+    waits = dict.fromkeys(depends) if isinstance(depends, list) else depends
+    if "settings-check" in waits:
+        return True
+    return any(_starts_after_the_check(services, other, seen | {name}) for other in waits if other not in seen)
+
+
+def test_the_project_image_runs_as_a_user_of_its_own() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert users, "the image runs as root"
+    assert users[-1] not in ("root", "0")
 
 
 def test_the_dockerfile_installs_the_project_with_uv() -> None:

@@ -10,7 +10,7 @@ import icechunk
 import pytest
 import xarray as xr
 from icechunk.xarray import to_icechunk
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
 from tests.conftest import committed
 from tests.deployments.stack import Stack
@@ -36,7 +36,7 @@ def test_the_readme_triggers_runs_as_written(stack: Stack, s3_env: None, tmp_pat
     # the REST API through curl: a Zarr store on S3 over it, mode w
     source = small(48, "2026-09-01", seed=5)
     source.to_zarr("s3://raw/era5.zarr", mode="w", consolidated=False)
-    answer = json.loads(run("\n".join(commands(block("curl -s --retry 5 -X POST"))), env, tmp_path))
+    answer = json.loads(run("\n".join(commands(block("create_flow_run"))), env, tmp_path))
     assert "id" in answer, answer  # an answer without a run, shown
     assert stack.wait_until_done(answer["id"])["state_type"] == "COMPLETED", stack.log_text(answer["id"])
     xr.testing.assert_identical(committed("s3://lake/era5.icechunk"), source)
@@ -51,7 +51,7 @@ def test_the_readme_triggers_runs_as_written(stack: Stack, s3_env: None, tmp_pat
     for day, dataset in zip((3, 4, 5), fixed, strict=True):
         upload(dataset, f"s3://raw/era5/2026-10-0{day}.nc", tmp_path)
     namespace: dict[str, object] = {}
-    with temporary_settings({PREFECT_API_URL: stack.api}):  # the README's shell exported it
+    with temporary_settings({PREFECT_API_URL: stack.api, PREFECT_API_AUTH_STRING: stack.auth_string}):  # as exported
         exec(block('"backfill/backfill"'), namespace)
     assert namespace["run"].state.is_completed()  # type: ignore[attr-defined]
     expected = october.copy()

@@ -3,6 +3,7 @@ the API refuses outright create no run; parameters that pass the schema make a r
 its state saying why."""
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,33 @@ REST_FAILED = {  # parameters that pass the schema; the run fails before writing
     "rest-hook-refuses": ({"validation_hook": "tests.sources:refuse_everything"}, ["refuse_everything"]),
     "rest-branch-missing": ({"branch": "nope"}, ["'nope'", "main"]),
     "rest-encoding-chunk-zero": ({"encoding": {"t2m": {"chunks": [0, 19, 36]}}}, ["'t2m'", "positive"]),
+    # hostile parameters: what the runner's operator did not allow (tests/deployments/conftest.py allows the tests'
+    # functions, its S3 buckets and the session's temporary directory)
+    "rest-hostile-function": (
+        {"source": {"kind": "callable", "function": "subprocess:getoutput", "keywords": {"cmd": "id > /tmp/x"}}},
+        ["source.function 'subprocess:getoutput'", "ICEFLOE_ALLOWED_FUNCTIONS"],
+    ),
+    "rest-hostile-workers": ({"options": {"n_workers": 10_000}}, ["options.n_workers 10000", "ICEFLOE_MAX_WORKERS"]),
+    "rest-hostile-block-size": (
+        {"options": {"block_bytes": 100_000_000_000}},
+        ["options.block_bytes 100000000000", "ICEFLOE_MAX_BLOCK_BYTES"],
+    ),
+    "rest-hostile-scheduler": (
+        {"options": {"dask_address": "tcp://10.255.255.1:8786"}},
+        ["options.dask_address 'tcp://10.255.255.1:8786'", "ICEFLOE_ALLOWED_DASK_ADDRESSES"],
+    ),
+    "rest-hostile-target": (
+        {"repo": "/root/.icefloe-hostile"},
+        ["repo '/root/.icefloe-hostile'", "ICEFLOE_ALLOWED_TARGETS"],
+    ),
+    "rest-hostile-source-file": (
+        {"source": {"kind": "netcdf", "paths": "/etc/passwd"}},
+        ["source.paths '/etc/passwd'", "ICEFLOE_ALLOWED_SOURCES"],
+    ),
+    "rest-hostile-source-address": (
+        {"source": {"kind": "zarr", "url": "http://169.254.169.254/latest/meta-data/"}},
+        ["source.url 'http://169.254.169.254/latest/meta-data/'", "ICEFLOE_ALLOWED_SOURCES"],
+    ),
 }
 
 
@@ -59,3 +87,4 @@ def test_a_rest_run_with_a_bad_request_fails_saying_why_and_creates_nothing(
     for fragment in says:
         assert fragment in run["state"]["message"], run["state"]["message"]
     assert not target_exists(target)
+    assert not Path("/root/.icefloe-hostile").exists()

@@ -6,13 +6,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import xarray as xr
 
 from tasks.storage.synthetic import SyntheticDataset
 from tests.conftest import open_repo
-from tests.deployments.stack import Stack
+from tests.deployments.stack import Stack, allowance, closed_api, wait_for_api
 from tests.processes import command_env, free_port, processes, started_prefect_home, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -26,11 +25,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("serve-logs")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = command_env(started_prefect_home(logs / "prefect-home"), PREFECT_API_URL=api, PREFECT_UI_ENABLED="false")
+    home = started_prefect_home(logs / "prefect-home")
+    env = command_env(home, PREFECT_API_URL=api, PREFECT_UI_ENABLED="false", **closed_api())
+    env |= allowance(tmp_path_factory.getbasetemp())
     with processes() as start:
         start("prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port), env=env,
               log=logs / "prefect-server.log")  # fmt: skip
-        wait_for(lambda: httpx.get(f"{api}/health").raise_for_status(), "prefect server start", timeout=180)
+        wait_for_api(api, env)
         start("icefloe", "serve", env=env, log=logs / "icefloe-serve.log")
         stack = Stack(api, env, "", logs)
         wait_for(lambda: stack.deployment_id("write-dataset", "write-dataset"), "deployments served", timeout=180)

@@ -2,7 +2,8 @@
 forms, filling fields and never typing JSON: a `write-dataset` run for each kind of source (NetCDF files, a Zarr
 store, an Icechunk repository, the synthetic dataset, a Python function), chosen from the source's Kind list, and an
 `ingest` run.
-One of them is followed on its page until it says Completed, with its task runs and artifacts. Then the REST API
+The API is behind an auth string, as a team deploys it: the browser logs in on the UI's Login page first. One of
+them is followed on its page until it says Completed, with its task runs and artifacts. Then the REST API
 and the repositories agree: every run completed and committed its source's data as one new snapshot.
 
 Each form, filled, is kept as a screenshot in test-artifacts/ (ui-form-<name>.png), and the run page as
@@ -77,6 +78,17 @@ def _browser(origin: str) -> Iterator[Page]:
                 raise
         finally:
             browser.close()
+
+
+def _log_in(page: Page, origin: str, auth_string: str) -> None:
+    """The server's API is behind an auth string: the UI opens on its Login page, which takes it."""
+    page.goto(origin)
+    password = page.get_by_placeholder("admin:pass")
+    expect(password).to_be_visible()
+    _keep(page, ARTIFACTS / "ui-login.png")
+    password.fill(auth_string)
+    page.get_by_role("button", name="Login").click()
+    expect(page.get_by_role("link", name="Deployments", exact=True)).to_be_visible()
 
 
 @dataclass(frozen=True)
@@ -228,6 +240,7 @@ def test_runs_started_from_the_deployments_forms_for_every_kind_of_source_comple
     started: dict[str, str] = {}
     forms: dict[str, str] = {}
     with stack.schedule_paused(stack.deployment_id("ingest", "ingest")), _browser(origin) as page:
+        _log_in(page, origin, stack.auth_string)
         for run in reversed(runs):  # the NetCDF run last: its page is the one followed
             _open_form(page, origin, run.deployment, forms)
             _fill(page, run)

@@ -8,12 +8,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import xarray as xr
 
 from tests.conftest import open_repo, snapshot_count
-from tests.deployments.stack import Stack, start_api_and_cluster
+from tests.deployments.stack import Stack, allowance, start_api_and_cluster
 from tests.processes import BIN, processes
 from tests.sources import steps
 
@@ -35,6 +34,7 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("work-pool")
     with processes() as start:
         extra = {"PREFECT_WORKER_QUERY_SECONDS": "1", "ICEFLOE_PROJECT_DIR": str(ROOT)}
+        extra |= allowance(tmp_path_factory.getbasetemp())
         api, env = start_api_and_cluster(start, logs, extra, workers=1, threads=2)
 
         created = prefect("work-pool", "create", "icefloe", "--type", "process", env=env)
@@ -76,7 +76,7 @@ def test_each_deployment_runs_on_the_pool_and_lands_one_snapshot(pool: Stack, tm
 
 
 def test_the_deployed_ingest_skips_a_run_while_one_is_running(pool: Stack) -> None:
-    ingest = httpx.get(f"{pool.api}/deployments/name/ingest/ingest").raise_for_status().json()
+    ingest = pool.get("/deployments/name/ingest/ingest").raise_for_status().json()
 
     assert ingest["global_concurrency_limit"]["limit"] == 1
     assert ingest["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
