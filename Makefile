@@ -26,7 +26,7 @@ test: setup browser
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
-	$(UV) run pytest
+	$(UV) run pytest -n 2 --dist loadfile
 	$(UV) venv --quiet --allow-existing $(OLDEST_PREFECT)
 	$(UV) pip install --quiet --compile-bytecode --python $(OLDEST_PREFECT) -e . --group dev \
 		prefect==3.8.8 "fastapi<0.151" "sqlalchemy<2.1"

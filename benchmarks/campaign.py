@@ -336,8 +336,8 @@ class Services:
 
 @contextmanager
 def services(plans: list[Plan], workdir: Path) -> Iterator[Services]:
-    """Start what the rounds need, once: moto's S3 server and its proxy (with the switch in front), a Prefect server,
-    a Dask scheduler with two workers. Everything is stopped on the way out, whatever happens."""
+    """Start what the rounds need, once: an S3 server (SeaweedFS) and its proxy (with the switch in front), a Prefect
+    server, a Dask scheduler with two workers. Everything is stopped on the way out, whatever happens."""
     from benchmarks.object_store import BUCKET, s3_server
     from tests.conftest import S3_ENV
 

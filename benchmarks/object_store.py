@@ -1,11 +1,12 @@
-"""icefloe against raw Icechunk on object storage: an S3 server on loopback (moto's, or SeaweedFS with `--server
-seaweedfs`), behind a proxy that adds a fixed latency to every request (as an object store's first byte has) and
-counts requests by method and kind of object.
+"""icefloe against raw Icechunk on object storage: an S3 server on loopback (SeaweedFS, a real S3-compatible server;
+or moto's mock with `--server moto`, for continuity with earlier figures), behind a proxy that adds a fixed latency
+to every request (as an object store's first byte has) and counts requests by method and kind of object.
 
     uv run python -m benchmarks.object_store                                  # 256 MiB and 1 GiB at 20 ms, then
                                                                               # 256 MiB at 0 and 50 ms
     uv run python -m benchmarks.object_store --sizes 256MiB --latencies 20 --repeat 3 --no-flow
-    uv run python -m benchmarks.object_store --server seaweedfs --spec-version 1 --no-flow   # into a format-1
+    uv run python -m benchmarks.object_store --server moto --repeat 3        # the same on moto
+    uv run python -m benchmarks.object_store --spec-version 1 --no-flow       # into a format-1
                                                                               # repository made beforehand
 
 The synthetic 0.25-degree dataset (two float32 variables), Zarr chunks of 2 steps (2.1 MB), dask chunks of 8 steps.
@@ -88,7 +89,7 @@ class S3:
 
 
 @contextmanager
-def s3_server(latency_ms: float, server: str = "moto") -> Iterator[S3]:
+def s3_server(latency_ms: float, server: str = "seaweedfs") -> Iterator[S3]:
     """A new S3 server (`moto` or `seaweedfs`) with the bucket, behind the latency proxy."""
     with ExitStack() as stack:
         upstream = stack.enter_context(moto(BUCKET) if server == "moto" else seaweedfs_server(BUCKET))
@@ -217,7 +218,7 @@ class Setting:
     (None: each path creates its own)."""
 
     latency_ms: float
-    server: str = "moto"
+    server: str = "seaweedfs"
     spec_version: int | None = None
 
 
@@ -405,7 +406,9 @@ def main() -> None:
     arguments.add_argument("--repeat", type=int, default=3, help="runs of each path (default 3)")
     arguments.add_argument("--no-command", dest="command", action="store_false", help="skip the command's path")
     arguments.add_argument("--no-flow", dest="flow", action="store_false", help="skip the flow runs")
-    arguments.add_argument("--server", choices=("moto", "seaweedfs"), default="moto", help="the S3 server (moto)")
+    arguments.add_argument(
+        "--server", choices=("seaweedfs", "moto"), default="seaweedfs", help="the S3 server (seaweedfs)"
+    )
     arguments.add_argument(
         "--spec-version", type=int, choices=(1, 2), help="write into a repository of this format made beforehand"
     )

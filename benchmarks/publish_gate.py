@@ -1,5 +1,5 @@
 """What publishing costs (`icefloe write --publish`: a staging branch, the checks, then the branch moved) against a
-plain write, on object storage: moto's S3 server behind the latency proxy of `benchmarks/object_store.py`.
+plain write, on object storage: an S3 server (SeaweedFS) behind the latency proxy of `benchmarks/object_store.py`.
 
     uv run python -m benchmarks.publish_gate                       # 1 GiB at 20 ms, best of 3
     uv run python -m benchmarks.publish_gate --size 256MiB --repeat 5

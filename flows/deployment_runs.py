@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from prefect.context import FlowRunContext
 
 from tasks.allowance import check_address, check_bounds, check_function, check_place
+from tasks.errors import InvalidRequestError
 from tasks.request import WriteOptions
 from tasks.storage.file_sources import FileSource
 from tasks.storage.sources import CallableSource, DatasetSource, IcechunkSource, ZarrSource
@@ -40,6 +41,12 @@ def check_allowed(
         if reference is not None:
             check_function(parameter, reference)
     if options is not None:
+        if options.cluster_class is not None:  # a class to import and start, with arguments: code
+            raise InvalidRequestError(
+                f"options.cluster_class {options.cluster_class!r}: deployment runs use the runner's cluster, whose "
+                "class the operator chooses with ICEFLOE_CLUSTER_CLASS (ICEFLOE_CLUSTER_KWARGS, ICEFLOE_ADAPT_KWARGS) "
+                "in the runner's environment"
+            )
         if options.dask_address is not None:
             check_address("options.dask_address", options.dask_address)
         check_bounds("options", options.model_dump())

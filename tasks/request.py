@@ -19,6 +19,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     WithJsonSchema,
+    model_validator,
 )
 
 from tasks import defaults
@@ -123,6 +124,19 @@ class WriteOptions(Request):
     dask_address: str | None = Field(
         None, pattern=r"^(tcp|tls|inproc|ucx)://", description="Scheduler of an existing Dask cluster"
     )
+    cluster_class: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*[.:][A-Za-z_]\w*$",
+        description="A Dask cluster class to start for the run, as prefect-dask's DaskTaskRunner takes it "
+        "(dask_jobqueue.SLURMCluster, dask_kubernetes.operator.KubeCluster, coiled.Cluster); closed when the run "
+        "ends. Not with dask_address",
+    )
+    cluster_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments of cluster_class (JSON), e.g. its cores and memory"
+    )
+    adapt_kwargs: dict[str, Any] | None = Field(
+        None, description="Keyword arguments of the cluster's adapt() (minimum, maximum); default: no adapting"
+    )
     n_workers: PositiveInt | None = Field(
         None, description="Local cluster workers; default: one per core, each with one thread"
     )
@@ -139,6 +153,17 @@ class WriteOptions(Request):
         description="Keep each finished block beside the target until the commit, so that the same request run "
         "again after a failure writes only the blocks that are missing",
     )
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> "WriteOptions":
+        if self.dask_address is not None and self.cluster_class is not None:
+            raise ValueError(
+                f"dask_address {self.dask_address!r} and cluster_class {self.cluster_class!r} name two clusters: "
+                "give the address of a running one, or the class of one to start, not both"
+            )
+        if self.cluster_class is None and (self.cluster_kwargs or self.adapt_kwargs is not None):
+            raise ValueError("cluster_kwargs and adapt_kwargs apply to a cluster_class: name the class too")
+        return self
 
 
 type WriteMode = Literal["w", "w-", "a", "a-", "r+"]

@@ -1,4 +1,4 @@
-"""A fault-injecting HTTP proxy on loopback, between S3 clients (Icechunk, s3fs) and the moto server (or between
+"""A fault-injecting HTTP proxy on loopback, between S3 clients (Icechunk, s3fs) and an S3 server (or between
 Prefect's client and its API, for `Faults.busy`).
 
 Each request is forwarded, or answered with an S3 `500 InternalError` or `503 SlowDown`, or its connection dropped

@@ -3,8 +3,8 @@ bucket, started for the tests and stopped by its process id.
 
 `weed server -s3` runs a master, a volume server, a filer and the S3 gateway in one process; every port it would
 take by default (gRPC ports at +10000, an Iceberg catalog on 8181, a Lance namespace on 9101) is given or turned
-off, so that several servers (and other tests' servers) run side by side. Its data lives in a temporary directory,
-so it is stopped with SIGKILL: on SIGTERM it takes 15-25 s to wind down.
+off, so that several servers (and other tests' servers) run side by side; it has room for many buckets. Its data
+lives in a temporary directory, so it is stopped with SIGKILL: on SIGTERM it takes 15-25 s to wind down.
 """
 
 import json
@@ -50,6 +50,10 @@ def seaweedfs(root: Path, bucket: str, access_key: str, secret_key: str) -> Iter
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         "-volume.preStopSeconds=0",
+        # every bucket is a collection of volumes of its own, 7 made at once: with the defaults (8 volumes of 30 GiB)
+        # a second bucket finds none free ("We encountered an internal error"); volumes are sparse files
+        "-master.volumeSizeLimitMB=1024",
+        "-volume.max=200",
         *(f"-{name}.port={port}" for name, port in ports.items()),
         *(f"-{name}.port.grpc={port}" for name, port in grpc.items()),
     ]

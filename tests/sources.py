@@ -124,28 +124,32 @@ GRIB_SURFACE = ("sp", "skt")
 GRIB_ABOVE_GROUND = {"2t": 2, "10u": 10}
 
 
-def grib_files(directory: Path, days: int, steps_per_day: int = 4) -> list[Path]:
+GRIB_PRESSURE = ("t", "z")
+
+
+def grib_files(directory: Path, days: int, steps_per_day: int = 4, pressure: tuple[int, ...] = ()) -> list[Path]:
     """GRIB2 files made from ecCodes' own sample, a day each (named by it), of 6-hourly steps on a 10-degree grid:
     surface pressure and skin temperature on the surface, and 2 m temperature and 10 m wind above it (two levels of
-    another kind, which cfgrib cannot put in one Dataset)."""
+    another kind, which cfgrib cannot put in one Dataset); with `pressure` levels (hPa), temperature and geopotential
+    on each, as ECMWF's and NCEP's files hold surface and pressure levels together."""
     import eccodes
 
+    on_levels = [(name, {"typeOfLevel": "surface"}) for name in GRIB_SURFACE]
+    on_levels += [(name, {"typeOfLevel": "heightAboveGround", "level": m}) for name, m in GRIB_ABOVE_GROUND.items()]
+    on_levels += [(name, {"typeOfLevel": "isobaricInhPa", "level": hpa}) for hpa in pressure for name in GRIB_PRESSURE]
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for day in range(days):
         path = directory / f"day-{day:03d}.grib2"
         with path.open("wb") as out:
             for step in range(steps_per_day):
-                for i, name in enumerate((*GRIB_SURFACE, *GRIB_ABOVE_GROUND)):
+                for i, (name, level) in enumerate(on_levels):
                     message = eccodes.codes_grib_new_from_samples("regular_ll_sfc_grib2")
-                    level = {"typeOfLevel": "surface"} if name in GRIB_SURFACE else {"typeOfLevel": "heightAboveGround"}
                     keys = {"shortName": name, **level, "dataDate": 20260101 + day, "dataTime": step * 600}
                     keys |= {"latitudeOfFirstGridPointInDegrees": 90.0, "latitudeOfLastGridPointInDegrees": -90.0}
                     keys |= {"longitudeOfFirstGridPointInDegrees": 0.0, "longitudeOfLastGridPointInDegrees": 350.0}
                     for key, value in (keys | GRIB_GRID).items():
                         eccodes.codes_set(message, key, value)
-                    if name in GRIB_ABOVE_GROUND:
-                        eccodes.codes_set(message, "level", GRIB_ABOVE_GROUND[name])
                     values = 1000.0 * (i + 1) + day * 10 + step + np.linspace(0, 1, 19 * 36)
                     eccodes.codes_set_values(message, values)
                     eccodes.codes_write(message, out)

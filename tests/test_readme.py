@@ -4,14 +4,18 @@ The deployments' examples (a run through `prefect deployment run`, curl and `run
 served stack in tests/deployments/test_readme_runs.py. The README's buckets (raw, lake, my-bucket) are made on the
 test's S3 server; only a Dask scheduler's address and `uv run` are replaced."""
 
+import inspect
 import json
+import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import icechunk
 import pytest
 import xarray as xr
+import yaml
 import zarr
 from distributed import LocalCluster
 from icechunk.xarray import to_icechunk
@@ -21,7 +25,7 @@ from tasks.storage.target import repository_storage
 from tests.conftest import S3_ENV, committed, open_repo, snapshot_count
 from tests.flows.test_grib import SURFACE, as_cfgrib_reads
 from tests.processes import command_env
-from tests.readme import block, commands, fresh_buckets, run, small, upload
+from tests.readme import ROOT, block, commands, fresh_buckets, run, small, upload
 from tests.sources import grib_files
 
 pytestmark = [pytest.mark.s3]
@@ -159,3 +163,87 @@ def test_the_schedule_example_parameters_are_what_serve_accepts(monkeypatch: pyt
     monkeypatch.delenv("ICEFLOE_ALLOWED_FUNCTIONS")
     with pytest.raises(InvalidRequestError, match="ICEFLOE_ALLOWED_FUNCTIONS"):  # without its --allow-function
         build_deployments(IngestSchedule(parameters, cron=args.ingest_cron))
+
+
+def cluster_routes() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Every cluster the README names: its class, keywords and adapt()'s, from `icefloe write` commands, `export`
+    lines and a work pool's job variables."""
+    routes = []
+    for text in re.findall(r"```[a-z]*\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
+        if "--cluster-class" in text:
+            for command in (c for c in commands(text) if "--cluster-class" in c):
+                words = shlex.split(command)
+                settings = [words[words.index(flag) + 1] for flag in ("--cluster-kwargs", "--adapt-kwargs")]
+                routes.append((words[words.index("--cluster-class") + 1], *map(json.loads, settings)))
+        elif "ICEFLOE_CLUSTER_CLASS" in text:
+            env = dict(shlex.split(line)[1].split("=", 1) for line in commands(text) if line.startswith("export "))
+            if not env:
+                env = yaml.safe_load(text)["work_pool"]["job_variables"]["env"]
+            kwargs, adapt = (json.loads(env[name]) for name in ("ICEFLOE_CLUSTER_KWARGS", "ICEFLOE_ADAPT_KWARGS"))
+            routes.append((env["ICEFLOE_CLUSTER_CLASS"], kwargs, adapt))
+    return routes
+
+
+def keywords_of(cls: type) -> set[str]:
+    """The keywords `cls` names (its own and, where it passes the rest on, its parents' and its job class's)."""
+    named: set[str] = set()
+    for owner in cls.__mro__:
+        if "__init__" in vars(owner):
+            parameters = inspect.signature(vars(owner)["__init__"]).parameters.values()
+            named |= {p.name for p in parameters if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)} - {"self"}
+    job = getattr(cls, "job_cls", None)
+    return named | (keywords_of(job) if isinstance(job, type) else set())
+
+
+def test_every_cluster_route_names_keywords_its_class_takes() -> None:
+    from tasks.running.cluster import cluster_keywords, import_cluster_class
+
+    routes = cluster_routes()
+
+    assert sorted(path for path, _, _ in routes) == [
+        "coiled.Cluster",
+        "dask_jobqueue.SLURMCluster",
+        "dask_jobqueue.SLURMCluster",
+        "dask_kubernetes.operator.KubeCluster",
+    ]
+    for path, kwargs, adapt in routes:
+        cls = import_cluster_class(path)
+        unknown = set(cluster_keywords(cls, kwargs)) - keywords_of(cls)
+        assert not unknown, f"{path} takes no {sorted(unknown)}"
+        inspect.signature(cls.adapt).bind(cls, **adapt)  # raises naming a keyword adapt() does not take
+
+
+def test_the_kubernetes_workers_get_the_preload_and_where_s3_is_beside_their_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tasks.running.cluster import WORKER_PRELOAD, cluster_keywords, import_cluster_class
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://s3.example.org")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-pods")
+    (kwargs,) = [kwargs for path, kwargs, _ in cluster_routes() if path.endswith("KubeCluster")]
+
+    env = cluster_keywords(import_cluster_class("dask_kubernetes.operator.KubeCluster"), kwargs)["env"]
+
+    assert {"name": "DASK_DISTRIBUTED__WORKER__PRELOAD", "value": WORKER_PRELOAD} in env
+    assert {"name": "AWS_ENDPOINT_URL", "value": "https://s3.example.org"} in env
+    secret = [e for e in env if e["name"] == "AWS_SECRET_ACCESS_KEY"]
+    assert secret == [
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "s3", "key": "secret-access-key"}}}
+    ]
+
+
+def test_the_slurm_example_builds_its_cluster_and_job_script() -> None:
+    """The README's HPC example, as dask-jobqueue's SLURMCluster takes it: its job script what its keywords ask (no
+    job submitted: the cluster starts with none)."""
+    from tasks.running.cluster import import_cluster_class
+
+    path, kwargs, _ = cluster_routes()[0]
+    assert path == "dask_jobqueue.SLURMCluster"
+
+    with import_cluster_class(path)(**kwargs) as cluster:
+        script = cluster.job_script()
+
+    assert "#SBATCH -p compute" in script
+    assert "#SBATCH -A climate" in script
+    assert "#SBATCH -t 02:00:00" in script
+    assert "--nthreads 8" in script

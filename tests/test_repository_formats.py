@@ -22,23 +22,14 @@ import xarray as xr
 import zarr
 
 from tasks.storage.target import repository_storage
-from tests.conftest import S3_ENV
+from tests.conftest import BUCKET, S3_ENV
 from tests.processes import command_env, icefloe
-from tests.s3_server import REGION, seaweedfs
 from tests.sources import chunks_read, counted, defective, steps
 
-BUCKET = "icefloe-formats"
 GRID = {"ntime": 16, "time_chunk": 2, "nlat": 300, "nlon": 400}
 """`counted`'s grid for the resumed runs: 8 blocks; coordinates large enough to be chunk objects, which garbage
 collection can delete (small ones sit inline in the session)."""
 BLOCK = ["--block-mib", str(2 * 300 * 400 * 4 * 2 / 2**20), "--retries", "0"]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    keys = S3_ENV["AWS_ACCESS_KEY_ID"], S3_ENV["AWS_SECRET_ACCESS_KEY"]
-    with seaweedfs(tmp_path_factory.mktemp("seaweedfs"), BUCKET, *keys) as endpoint:
-        yield endpoint
 
 
 @dataclass(frozen=True)
@@ -84,7 +75,7 @@ def place(
     if request.param == "local":
         target = str(tmp_path / "repo")
     else:
-        s3 = {**S3_ENV, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": request.getfixturevalue("s3_endpoint")}
+        s3 = {**S3_ENV, "AWS_ENDPOINT_URL": request.getfixturevalue("s3_endpoint")}
         for name, value in s3.items():
             monkeypatch.setenv(name, value)  # for this process's reads of the repository
         env |= s3

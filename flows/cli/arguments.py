@@ -2,6 +2,7 @@
 parser is built from these before anything heavy is imported, so `--help` answers at once."""
 
 import argparse
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,28 @@ WRITE_OPTIONS = (
 )
 """Options of a write beyond where it runs (`add_run_options`)."""
 
+
+def json_object(text: str) -> dict[str, Any]:
+    """A flag's JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({e})") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a JSON object of keyword arguments")
+    return value
+
+
 RUN_OPTIONS = (
     OptionFlag("--dask-address", "dask_address", str, "scheduler of a running Dask cluster (default: a local one)"),
+    OptionFlag(
+        "--cluster-class",
+        "cluster_class",
+        str,
+        "a Dask cluster class to start for the run and close after it, e.g. dask_jobqueue.SLURMCluster",
+    ),
+    OptionFlag("--cluster-kwargs", "cluster_kwargs", json_object, "its keyword arguments, JSON: '{\"cores\": 8}'"),
+    OptionFlag("--adapt-kwargs", "adapt_kwargs", json_object, 'adapt() the cluster: \'{"minimum": 1, "maximum": 20}\''),
     OptionFlag("--n-workers", "n_workers", int, "local Dask workers (default: one per core)"),
 )
 

@@ -60,11 +60,13 @@ class WriteCall:
 
 
 def _log_to_terminal() -> None:
+    """icefloe's own lines on the terminal, as Prefect's look; only there (not again through Prefect's handlers)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(message)s", "%H:%M:%S"))
     logger = logging.getLogger("icefloe")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def run_write(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
@@ -91,9 +93,10 @@ def _run_flow(call: WriteCall, prefect: Prefect) -> tuple["CommitResult", str]:
     from flows.prefect_api import running_prefect_api
     from flows.write_dataset import write_dataset
     from tasks.records import CommitResult
-    from tasks.storage.sources import open_source
+    from tasks.storage.sources import open_source_groups
 
-    open_source(call.source)  # a bad source is refused now, not after the server answered
+    open_source_groups(call.source)  # a bad source is refused now, not after the server answered
+    _log_to_terminal()  # the cluster this process starts says so
     with ExitStack() as stack:
         stack.enter_context(cluster_for_flow_runs(call.options))  # found as `icefloe serve`'s is
         api = stack.enter_context(running_prefect_api(prefect.server))

@@ -5,7 +5,8 @@ Prefect would add is replaced by the least that keeps it safe: retries happen in
 (`write_block_retrying`), a local repository is held with an OS file lock (`held_target`), and progress goes to the
 terminal. Nothing is recorded in Prefect, so nothing waits for a Prefect server to start.
 
-Blocks run on a pool of threads of this process unless the run names a Dask scheduler or asks for process workers:
+Blocks run on a pool of threads of this process unless the run names a Dask scheduler or a cluster class, or asks
+for process workers:
 with nothing to schedule across machines, Dask's scheduler, workers and event loop cost 7% more CPU for the same
 1 GiB write (and their import a sixth of a second), for nothing a pool of threads lacks.
 """
@@ -24,7 +25,7 @@ from icechunk import ForkSession
 from tasks.planning.blocks import LOCAL_SIZING, BlockSizing
 from tasks.records import BlockJob, BlockReport, CommitResult, Logger, Progress, WrittenBlock, no_progress
 from tasks.request import WriteOptions
-from tasks.running.cluster import run_cluster, scheduler_address
+from tasks.running.cluster import cluster_class, run_cluster, scheduler_address
 from tasks.writing.block import check_all_written, write_block_retrying
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class LocalOrchestrator:
 
     @contextmanager
     def block_runner(self, options: WriteOptions) -> Iterator[ThreadBlockRunner | DaskBlockRunner]:
-        if scheduler_address(options) is None and not options.processes:
+        if scheduler_address(options) is None and cluster_class(options) is None and not options.processes:
             yield ThreadBlockRunner(options.n_workers or os.cpu_count() or 1, self._progress)
             return
         from distributed import Client

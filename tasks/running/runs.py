@@ -13,7 +13,7 @@ from typing import Any
 import icechunk
 import xarray as xr
 import zarr
-from icechunk import RepositoryConfig, Session
+from icechunk import IcechunkStore, RepositoryConfig, Session
 
 from tasks.committing.kept_forks import list_kept
 from tasks.planning.arrays import ResolvedWrite, initialize_arrays, resolve_writes
@@ -21,11 +21,12 @@ from tasks.planning.dataset import initialize_dataset
 from tasks.planning.time_steps import Overlap, initialize_update, plan_time_update, target_times
 from tasks.records import CommitResult, Logger
 from tasks.request import ArrayWrite, DatasetWrite, PublishGate, WriteOptions
+from tasks.running.cluster import cluster_class, import_cluster_class
 from tasks.running.meanwhile import entered_meanwhile, started_meanwhile
 from tasks.running.orchestration import BlockRunner, Orchestrator
 from tasks.running.pipeline import Clock, InitializedRun, write_and_commit
 from tasks.storage.callables import import_function
-from tasks.storage.sources import DatasetSource, open_source, source_fingerprint
+from tasks.storage.sources import DatasetSource, open_source_groups, source_fingerprint
 from tasks.storage.target import (
     OpenedTarget,
     create_target,
@@ -61,7 +62,13 @@ def held_target(orchestrator: Orchestrator, repo: str, branch: str, options: Wri
 def early_runner(
     orchestrator: Orchestrator, options: WriteOptions
 ) -> AbstractContextManager[Callable[[], BlockRunner]]:
-    """The orchestrator's block runner, connecting to its cluster (or starting it) while the run initializes."""
+    """The orchestrator's block runner, connecting to its cluster (or starting it) while the run initializes. A
+    cluster class is imported here first, in the run's own thread: a class that cannot be imported refuses the run
+    now, and a cluster package may set signal handlers as it is imported, which only the main thread may (and
+    which `import_cluster_class` undoes)."""
+    named = cluster_class(options)
+    if named is not None:
+        import_cluster_class(named.path)
     return entered_meanwhile(orchestrator.block_runner(options))
 
 
@@ -139,9 +146,26 @@ class PreparedWrite:
 
 def prepare_write(repo: str, source: DatasetSource, write: DatasetWrite, *, create: bool = True) -> PreparedWrite:
     """Open the source (a bad one fails before the target is even opened), then the target, then initialize."""
-    dataset = open_source(source)
+    groups = open_source_groups(source)
     opened = open_target(repo, write.branch, create=create)
-    return PreparedWrite(opened.session, opened.parent_id, initialize_dataset(opened.session.store, dataset, write))
+    return PreparedWrite(opened.session, opened.parent_id, initialize_groups(opened.session.store, groups, write))
+
+
+def initialize_groups(
+    store: IcechunkStore, groups: dict[str, xr.Dataset], write: DatasetWrite, *, run_hook: bool = True
+) -> list[ResolvedWrite]:
+    """`initialize_dataset` for each of the source's Datasets, into its group under the write's (as one
+    `to_icechunk` per group into one session would)."""
+    resolved: list[ResolvedWrite] = []
+    for name, dataset in groups.items():
+        each = write.model_copy(update={"group": group_path(write.group, name)}) if name else write
+        resolved += initialize_dataset(store, dataset, each, run_hook=run_hook)
+    return resolved
+
+
+def group_path(group: str | None, name: str) -> str | None:
+    """The group `name` under `group` (`name` "": `group` itself)."""
+    return "/".join(part for part in ((group or "").strip("/"), name) if part) or group
 
 
 def run_write_dataset(
@@ -156,20 +180,21 @@ def run_write_dataset(
     """`write_dataset`'s run, for any orchestrator; through a staging branch and its checks with a `gate`."""
     started_at = time.time()
     check_gate(gate)
-    dataset = open_source(source)  # a bad source fails before the target is even opened
+    groups = open_source_groups(source)  # a bad source fails before the target is even opened
     source_state = source_fingerprint(source) if options.resume else ""
     if write.validation_hook is not None:
         import_function(write.validation_hook, "validation hook")  # a hook that cannot be imported refuses the run now
 
     def initialize(session: Session, run_hook: bool) -> list[ResolvedWrite]:
-        return initialize_dataset(session.store, dataset, write, run_hook=run_hook)
+        return initialize_groups(session.store, groups, write, run_hook=run_hook)
 
     branch = write.branch
     with held_target(orchestrator, repo, branch, options) as held, early_runner(orchestrator, options) as runner:
         opened, resolved = orchestrator.stage(
             "initialize", lambda _: initialized_target(repo, branch, initialize, held, storage_config(options))
         )
-        default_message = f"icefloe write_dataset: {write.group or '/'} (mode {write.mode or 'default'})"
+        written = ", ".join(sorted(group_path(write.group, name) or "/" for name in groups))
+        default_message = f"icefloe write_dataset: {written} (mode {write.mode or 'default'})"
         run = InitializedRun(repo, opened, resolved, source_state, held.listed, gate)
         return write_and_commit(orchestrator, runner, run, options, message or default_message, Clock(started_at))
 

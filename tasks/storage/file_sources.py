@@ -3,8 +3,10 @@ combined into one lazy Dataset whose dask chunks each come from one file: a bloc
 region overlaps. A file's size and modification time (its ETag on S3) fingerprint it for resume.
 """
 
+import importlib.util
 import json
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -113,9 +115,50 @@ class FileSource(Request):
     def fingerprint(self) -> str:
         return _files_fingerprint(self.urls(), self.anonymous)
 
+    def _on_disk(self, url: str) -> str:
+        """A local path of `url`: the file itself, or a copy of a remote one (fetched once per machine), for readers of
+        local files only (cfgrib, scipy)."""
+        if urlparse(url).scheme in ("", "file"):
+            return str(Path(url.removeprefix("file://")).resolve())
+        protocol = urlparse(url).scheme
+        options = {protocol: storage_options(url, self.anonymous) or {}}
+        cache = {"cache_storage": str(GRIB_FILES / "remote")}
+        return str(fsspec.open_local(f"simplecache::{url}", simplecache=cache, **options))
+
+
+NETCDF_FORMATS = {
+    b"\x89HDF": ("NetCDF4/HDF5", "h5netcdf", "h5netcdf"),
+    b"CDF\x01": ("NetCDF3 classic", "scipy", "scipy"),
+    b"CDF\x02": ("NetCDF3 64-bit offset", "scipy", "scipy"),
+    b"CDF\x05": ("NetCDF3 64-bit data (CDF5)", "netcdf4", "netCDF4"),
+}
+"""A NetCDF file's format by its first four bytes: its name, the xarray engine icefloe reads it with, and the package
+that engine needs."""
+
+
+def netcdf_engine(url: str, anonymous: bool) -> str:
+    """The engine for the NetCDF file at `url`, from its first bytes; refused naming the format and the package to
+    install when that engine is missing, or naming what the file is not."""
+    fs, path = fsspec.url_to_fs(url, **(storage_options(url, anonymous) or {}))
+    with fs.open(path, "rb") as file:
+        magic = file.read(4)
+    if magic not in NETCDF_FORMATS:
+        raise InvalidRequestError(
+            f"cannot read the NetCDF source: {url} is not a NetCDF file (it starts with {magic!r}, not NetCDF4/HDF5's "
+            "or NetCDF3's signature)"
+        )
+    name, engine, package = NETCDF_FORMATS[magic]
+    if importlib.util.find_spec(package) is None:
+        raise InvalidRequestError(
+            f"cannot read the NetCDF source: {url} is {name}, which xarray reads with its {engine!r} engine: install "
+            f"{package} where the run opens its source and its workers read it (pip install {package})"
+        )
+    return engine
+
 
 class NetCDFSource(FileSource):
-    """NetCDF4/HDF5 files, one or many, combined into one Dataset."""
+    """NetCDF files, one or many, combined into one Dataset: NetCDF4/HDF5 (through h5netcdf) and NetCDF3, classic and
+    64-bit offset (through scipy), the format told by each file's first bytes."""
 
     model_config = FROZEN | ConfigDict(title="NetCDF files")
 
@@ -123,18 +166,25 @@ class NetCDFSource(FileSource):
 
     def open(self) -> xr.Dataset:
         urls = self.urls()
-        options = storage_options(urls[0], self.anonymous)
+        engine = netcdf_engine(urls[0], self.anonymous)  # one engine for all: files of one source share a format
+        if engine == "h5netcdf":  # reads remote files in place, range by range
+            opened: dict[str, Any] = {"storage_options": storage_options(urls[0], self.anonymous)}
+        else:  # reads local files only: a remote one is copied once per machine
+            urls, opened = [self._on_disk(url) for url in urls], {}
         try:
-            dataset = _combined(urls, "h5netcdf", self.chunks, self.concat_dim, storage_options=options)
-        except (OSError, ValueError) as e:
-            raise InvalidRequestError(f"cannot read the NetCDF source: {self._culprit(urls) or self.paths}: {e}") from e
+            dataset = _combined(urls, engine, self.chunks, self.concat_dim, **opened)
+        except (OSError, ValueError, TypeError) as e:
+            raise InvalidRequestError(
+                f"cannot read the NetCDF source: {self._culprit(urls, engine) or self.paths}: {e}"
+            ) from e
         return select_variables(dataset, self.variables, f"the NetCDF source {self.paths!r}")
 
-    def _culprit(self, urls: list[str]) -> str | None:
+    def _culprit(self, urls: list[str], engine: str) -> str | None:
         """The first file that does not open on its own, if one does not."""
         for url in urls:
             try:
-                xr.open_dataset(url, engine="h5netcdf", storage_options=storage_options(url, self.anonymous)).close()
+                netcdf_engine(url, self.anonymous)
+                xr.open_dataset(url, engine=engine, storage_options=storage_options(url, self.anonymous)).close()
             except Exception:
                 return url
         return None
@@ -154,21 +204,39 @@ class GribSource(FileSource):
     )
 
     def open(self) -> xr.Dataset:
-        files = [self._on_disk(url) for url in self.urls()]
-        for path in files:  # cfgrib names each index after its file: "{path}" below
-            (GRIB_FILES / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-        backend = {
-            "filter_by_keys": self.filter_by_keys or {},
-            "indexpath": f"{GRIB_FILES}/{{path}}.{{short_hash}}.idx",
-            # cfgrib would leave out, with a warning only, a variable that does not fit in the Dataset
-            "errors": "raise",
-        }
+        """The files as one Dataset: those of one hypercube, or the messages `filter_by_keys` selects."""
+        return self._opened(self.filter_by_keys or {})
+
+    def open_hypercubes(self) -> dict[str, xr.Dataset]:
+        """Each hypercube of the files as a Dataset of its own, named by its kind of level (and its level, where
+        several share a kind: `heightAboveGround-2`), as cfgrib's `open_datasets` tells them apart in the first file;
+        {"": the Dataset} for files of one hypercube, or when `filter_by_keys` selects the messages."""
+        if self.filter_by_keys:
+            return {"": self.open()}
+        found = hypercube_filters(self._indexed(self.urls()[0]), self._backend({}))
+        if len(found) == 1:
+            return {"": self.open()}
+        opened = {name: self._opened(keys, select=False) for name, keys in found.items()}
+        if self.variables is None:
+            return opened
+        selected = {name: d[[v for v in self.variables if v in d.data_vars]] for name, d in opened.items()}
+        missing = sorted(set(self.variables) - {str(v) for d in selected.values() for v in d.data_vars})
+        if missing:
+            held = sorted({str(v) for d in opened.values() for v in d.data_vars})
+            raise InvalidRequestError(f"variables {missing} are not in the GRIB source {self.paths!r}; it has {held}")
+        return {name: d for name, d in selected.items() if d.data_vars}
+
+    def _opened(self, keys: dict[str, Any], select: bool = True) -> xr.Dataset:
+        files = [self._indexed(url) for url in self.urls()]
         try:
-            dataset = _combined(files, "cfgrib", self.chunks, self.concat_dim, backend_kwargs=backend)
+            dataset = _combined(files, "cfgrib", self.chunks, self.concat_dim, backend_kwargs=self._backend(keys))
         except Exception as e:  # cfgrib's own errors derive from nothing more specific
             mixed = type(e).__name__ == "DatasetBuildError"
             hint = (
-                '; read one kind of level at a time: filter_by_keys, e.g. {"typeOfLevel": "surface"}' if mixed else ""
+                '; read one kind of level at a time: filter_by_keys, e.g. {"typeOfLevel": "surface"} (`icefloe '
+                "write` and the write-dataset flow write each as a group of its own)"
+                if mixed
+                else ""
             )
             raise InvalidRequestError(
                 f"cannot read the GRIB source {self.paths!r}: {type(e).__name__}: {e}{hint}"
@@ -176,13 +244,55 @@ class GribSource(FileSource):
         # cfgrib's coordinates (valid_time, ...) come from the files' indexes, lazily: read now, they are written
         # with the metadata, and each block still opens only the files of its own region
         dataset = dataset.assign_coords({name: c.compute() for name, c in dataset.coords.items() if c.chunks})
-        return select_variables(dataset, self.variables, f"the GRIB source {self.paths!r}")
+        return select_variables(dataset, self.variables, f"the GRIB source {self.paths!r}") if select else dataset
 
-    def _on_disk(self, url: str) -> str:
-        """A local path of `url`: the file itself, or a copy of a remote one (fetched once per machine)."""
-        if urlparse(url).scheme in ("", "file"):
-            return str(Path(url.removeprefix("file://")).resolve())
-        protocol = urlparse(url).scheme
-        options = {protocol: storage_options(url, self.anonymous) or {}}
-        cache = {"cache_storage": str(GRIB_FILES / "remote")}
-        return str(fsspec.open_local(f"simplecache::{url}", simplecache=cache, **options))
+    def _indexed(self, url: str) -> str:
+        """The file on disk, with a directory for its index: cfgrib names each index after its file."""
+        path = self._on_disk(url)
+        (GRIB_FILES / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @staticmethod
+    def _backend(keys: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "filter_by_keys": keys,
+            "indexpath": f"{GRIB_FILES}/{{path}}.{{short_hash}}.idx",
+            # cfgrib would leave out, with a warning only, a variable that does not fit in the Dataset
+            "errors": "raise",
+        }
+
+
+def hypercube_filters(path: str, backend: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The hypercubes of the GRIB file at `path`, by name, each as the `filter_by_keys` that reads it (its kind of
+    level, its step type and its parameters), as cfgrib's `open_datasets` splits the file."""
+    import cfgrib
+
+    found: dict[str, list[tuple[dict[str, Any], xr.Dataset]]] = {}
+    with warnings.catch_warnings():  # cfgrib's own merge, about xarray's coming defaults: nothing a user can change
+        warnings.simplefilter("ignore", FutureWarning)
+        cubes = cfgrib.open_datasets(path, backend_kwargs=backend)
+    for cube in cubes:
+        attrs = [cube[name].attrs for name in cube.data_vars]
+        keys: dict[str, Any] = {"paramId": sorted(int(a["GRIB_paramId"]) for a in attrs)}
+        for key in ("typeOfLevel", "stepType"):
+            values = {a.get(f"GRIB_{key}") for a in attrs}
+            if len(values) == 1 and None not in values:
+                keys[key] = values.pop()
+        found.setdefault(str(keys.get("typeOfLevel", "undef")), []).append((keys, cube))
+    named: dict[str, dict[str, Any]] = {}
+    for level_type, cubes in found.items():
+        for keys, cube in cubes:
+            name = level_type if len(cubes) == 1 else _with_level(level_type, cube)
+            if name is None or name in named:
+                raise InvalidRequestError(
+                    f"the GRIB file {path} holds several hypercubes of level type {level_type!r} that no single "
+                    f"level tells apart (one holds {sorted(map(str, cube.data_vars))}): read each with filter_by_keys"
+                )
+            named[name] = keys
+    return named
+
+
+def _with_level(level_type: str, cube: xr.Dataset) -> str | None:
+    """`heightAboveGround-2`: a hypercube named by its kind of level and its one level, if it has one."""
+    level = cube.coords.get(level_type)
+    return f"{level_type}-{level.item():g}" if level is not None and level.ndim == 0 else None

@@ -28,6 +28,10 @@ from tasks.storage.source_form import OneForm
 from tasks.storage.synthetic import SyntheticDataset
 from tasks.storage.target import repository_storage, storage_options
 
+V2_CODECS = ("compressors", "filters", "compressor")
+"""A Zarr v2 store's codecs, as xarray keeps them in each variable's encoding: written into Icechunk (Zarr v3) the
+repository's own (Zstandard) take their place; chunks, dtypes and fill values are kept."""
+
 
 class ZarrSource(Request):
     """A Zarr store (v2 or v3), local or remote."""
@@ -51,6 +55,10 @@ class ZarrSource(Request):
         if not fs.exists(path):
             raise InvalidRequestError(f"source Zarr store {self.url!r} does not exist; check the path")
         dataset = xr.open_zarr(self.url, group=self.group, storage_options=options)
+        if fs.exists(f"{path.rstrip('/')}/.zgroup"):  # Zarr v2: its codecs are numcodecs', which Zarr v3 does not take
+            for variable in dataset.variables.values():  # this Dataset's own, just opened
+                for key in V2_CODECS:
+                    variable.encoding.pop(key, None)
         return select_variables(dataset, self.variables, f"the Zarr source {self.url!r}")
 
 
@@ -154,3 +162,9 @@ def source_fingerprint(source: DatasetSource) -> str:
 
 def open_source(source: DatasetSource) -> xr.Dataset:
     return source if isinstance(source, xr.Dataset) else source.open()
+
+
+def open_source_groups(source: DatasetSource) -> dict[str, xr.Dataset]:
+    """The source as Datasets by the group each is written to, relative to the run's own: {"": the Dataset}, or a
+    GRIB source's hypercubes, each a group of its own."""
+    return source.open_hypercubes() if isinstance(source, GribSource) else {"": open_source(source)}

@@ -40,6 +40,10 @@ REST_FAILED = {  # parameters that pass the schema; the run fails before writing
         {"options": {"dask_address": "tcp://10.255.255.1:8786"}},
         ["options.dask_address 'tcp://10.255.255.1:8786'", "ICEFLOE_ALLOWED_DASK_ADDRESSES"],
     ),
+    "rest-hostile-cluster-class": (
+        {"options": {"cluster_class": "dask_jobqueue.SLURMCluster", "cluster_kwargs": {"job_script_prologue": ["id"]}}},
+        ["options.cluster_class 'dask_jobqueue.SLURMCluster'", "ICEFLOE_CLUSTER_CLASS"],
+    ),
     "rest-hostile-target": (
         {"repo": "/root/.icefloe-hostile"},
         ["repo '/root/.icefloe-hostile'", "ICEFLOE_ALLOWED_TARGETS"],
@@ -71,20 +75,20 @@ def test_the_rest_api_refuses_bad_parameters_and_starts_nothing(name: str, stack
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(REST_FAILED))
-def test_a_rest_run_with_a_bad_request_fails_saying_why_and_creates_nothing(
-    name: str, stack: Stack, s3_env: None
-) -> None:
-    changes, says = REST_FAILED[name]
-    target = f"s3://{BUCKET}/refused-{uuid.uuid4().hex}"
+def test_rest_runs_with_bad_requests_fail_saying_why_and_create_nothing(stack: Stack, s3_env: None) -> None:
+    """All at once (the runner takes them side by side): each fails, saying why, and leaves nothing behind."""
     deployment = stack.deployment_id("write-dataset", "write-dataset")
+    targets = {name: f"s3://{BUCKET}/refused-{uuid.uuid4().hex}" for name in REST_FAILED}
+    started = {}
+    for name, (changes, _) in REST_FAILED.items():
+        response = stack.create_run(deployment, {"repo": targets[name], "source": SMALL, **changes})
+        assert response.status_code == 201, (name, response.text)
+        started[name] = response.json()["id"]
 
-    response = stack.create_run(deployment, {"repo": target, "source": SMALL, **changes})
-
-    assert response.status_code == 201, response.text
-    run = stack.wait_until_done(response.json()["id"])
-    assert run["state_type"] == "FAILED", stack.log_text(run["id"])
-    for fragment in says:
-        assert fragment in run["state"]["message"], run["state"]["message"]
-    assert not target_exists(target)
+    for name, (_, says) in REST_FAILED.items():
+        run = stack.wait_until_done(started[name])
+        assert run["state_type"] == "FAILED", (name, stack.log_text(run["id"]))
+        for fragment in says:
+            assert fragment in run["state"]["message"], (name, run["state"]["message"])
+        assert not target_exists(targets[name]), name
     assert not Path("/root/.icefloe-hostile").exists()

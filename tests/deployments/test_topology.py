@@ -1,5 +1,5 @@
 """The docker-compose topology without Docker: `prefect server start`, `dask scheduler`, two `dask worker`s, an S3
-server (moto, in MinIO's place) and `icefloe serve`, as local processes on loopback. Runs are triggered through the
+server (SeaweedFS, in MinIO's place) and `icefloe serve`, as local processes on loopback. Runs are triggered through the
 REST API, as another system would, and checked in the S3 repository."""
 
 import base64

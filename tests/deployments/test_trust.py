@@ -106,29 +106,6 @@ def refusal(stack: Stack, run_id: str) -> str:
     return str(run["state"]["message"])
 
 
-def test_a_call_without_the_auth_string_is_refused_and_creates_nothing(server: Server) -> None:
-    with served(server) as stack:
-        deployment = stack.deployment_id("write-dataset", "write-dataset")
-        before = len(stack.runs_of(deployment))
-        url = f"{server.api}/deployments/{deployment}/create_flow_run"
-        csrf = stack.csrf_headers  # a token an authenticated client was issued: still no way in without the string
-
-        bare = httpx.post(url, json={"parameters": {}})
-        anonymous = httpx.post(url, json={"parameters": {}}, headers=csrf)
-        wrong = httpx.post(url, json={"parameters": {}}, headers=csrf, auth=("icefloe-test", "guessed"))
-        no_token = httpx.get(f"{server.api}/csrf-token", params={"client": "an-attacker"})
-
-        assert bare.status_code == 403, bare.text  # CSRF protection answers first
-        assert anonymous.status_code == 401, anonymous.text
-        assert wrong.status_code == 401, wrong.text
-        assert no_token.status_code == 401, no_token.text
-        assert len(stack.runs_of(deployment)) == before
-        target = server.allowed / "authenticated.icechunk"
-        run = stack.wait_until_done(run_of(stack, {"repo": str(target), "source": SMALL}))
-        assert run["state_type"] == "COMPLETED", stack.log_text(run["id"])
-        xr.testing.assert_identical(committed(str(target)), SyntheticDataset(**SMALL).open().compute())
-
-
 def test_the_command_records_its_run_in_an_api_behind_an_auth_string(server: Server, tmp_path: Path) -> None:
     env = command_env(tmp_path / "home", PREFECT_API_URL=server.api, PREFECT_API_AUTH_STRING=AUTH_STRING)
     target = tmp_path / "repo"
@@ -151,7 +128,28 @@ def test_the_command_records_its_run_in_an_api_behind_an_auth_string(server: Ser
     assert "guessed" not in refused.stderr + refused.stdout
 
 
+def assert_no_way_in_without_the_auth_string(server: Server, stack: Stack) -> None:
+    """An unauthenticated create_flow_run is refused and creates nothing."""
+    deployment = stack.deployment_id("write-dataset", "write-dataset")
+    before = len(stack.runs_of(deployment))
+    url = f"{server.api}/deployments/{deployment}/create_flow_run"
+    csrf = stack.csrf_headers  # a token an authenticated client was issued: still no way in without the string
+
+    bare = httpx.post(url, json={"parameters": {}})
+    anonymous = httpx.post(url, json={"parameters": {}}, headers=csrf)
+    wrong = httpx.post(url, json={"parameters": {}}, headers=csrf, auth=("icefloe-test", "guessed"))
+    no_token = httpx.get(f"{server.api}/csrf-token", params={"client": "an-attacker"})
+
+    assert bare.status_code == 403, bare.text  # CSRF protection answers first
+    assert anonymous.status_code == 401, anonymous.text
+    assert wrong.status_code == 401, wrong.text
+    assert no_token.status_code == 401, no_token.text
+    assert len(stack.runs_of(deployment)) == before
+
+
 def test_with_no_allowance_code_and_schedulers_are_refused_before_anything_runs(server: Server) -> None:
+    """And, served behind its auth string: a call without it gets in nowhere; a run that names nothing the
+    runner does not allow completes as before."""
     listener = Listener()
     marker = server.root / "marker"
     targets = {name: server.allowed / f"{name}.icechunk" for name in ("source", "hook", "check", "scheduler")}
@@ -170,11 +168,16 @@ def test_with_no_allowance_code_and_schedulers_are_refused_before_anything_runs(
     }
 
     with served(server) as stack:
+        assert_no_way_in_without_the_auth_string(server, stack)
         started = {name: run_of(stack, {"repo": str(targets[name]), **p}) for name, p in hostile.items()}
+        plain = run_of(stack, {"repo": str(server.allowed / "plain.icechunk"), "source": SMALL})
         for name, run_id in started.items():
             message = refusal(stack, run_id)
             for fragment in says[name]:
                 assert fragment in message, message
+        done = stack.wait_until_done(plain)  # what names nothing it may not: as before, authenticated
+        assert done["state_type"] == "COMPLETED", stack.log_text(plain)
+        xr.testing.assert_identical(committed(str(server.allowed / "plain.icechunk")), SyntheticDataset(**SMALL).open())
 
     assert not marker.exists(), "the callable source ran"
     assert not server.trace.exists(), "a hook or check ran"

@@ -3,13 +3,17 @@ the files, a block opens only the files of its region, a GRIB source on S3 is re
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import icechunk
 import pytest
 import xarray as xr
+import zarr
+from icechunk.xarray import to_icechunk
 from prefect.states import State
 
+from flows.ingest import ingest
 from flows.write_dataset import write_dataset
 from tasks.planning.dataset import initialize_dataset
 from tasks.planning.jobs import plan_jobs
@@ -24,9 +28,9 @@ SURFACE = {"typeOfLevel": "surface"}
 DAY_BYTES = 4 * 19 * 36 * 4 * 2  # one file: 4 steps of two float32 variables
 
 
-def as_cfgrib_reads(files: list[Path]) -> xr.Dataset:
+def as_cfgrib_reads(files: list[Path], keys: dict[str, Any] = SURFACE) -> xr.Dataset:
     """The files as cfgrib reads them, through xarray's own open_mfdataset (no index files written)."""
-    backend = {"filter_by_keys": SURFACE, "indexpath": ""}
+    backend = {"filter_by_keys": keys, "indexpath": ""}
     return xr.open_mfdataset(sorted(map(str, files)), engine="cfgrib", backend_kwargs=backend).load()
 
 
@@ -43,17 +47,50 @@ def test_the_command_writes_grib_files_as_cfgrib_reads_them_and_writes_nothing_b
     assert list(GRIB_FILES.rglob(f"{files[0].name}.*.idx"))  # cfgrib's index went to GRIB_FILES instead
 
 
-def test_a_file_that_mixes_kinds_of_level_is_refused_naming_what_to_filter_by(tmp_path: Path) -> None:
-    grib_files(tmp_path / "grib", days=1)
+def test_the_command_writes_each_hypercube_of_the_files_as_a_group_as_to_icechunk_writes_each(tmp_path: Path) -> None:
+    """Files of surface, height-above-ground and pressure-level messages together, as ECMWF's and NCEP's arrive:
+    one run, one commit, each hypercube the group named by its kind of level (and its level, where two share one)."""
+    files = grib_files(tmp_path / "grib", days=2, pressure=(500, 850))
     target = tmp_path / "repo"
 
-    done = icefloe("write", str(tmp_path / "grib" / "*.grib2"), str(target), env=command_env(tmp_path / "home"),
-                   cwd=tmp_path)  # fmt: skip
+    done = icefloe("write", str(tmp_path / "grib" / "*.grib2"), str(target), "--group", "era", "--mode", "w",
+                   env=command_env(tmp_path / "home"), cwd=tmp_path)  # fmt: skip
 
-    assert done.returncode == 2, done.stderr
-    assert "cannot read the GRIB source" in done.stderr
-    assert "filter_by_keys" in done.stderr
-    assert not target.exists()
+    assert done.returncode == 0, done.stderr
+    expected = {
+        "surface": {"typeOfLevel": "surface"},
+        "isobaricInhPa": {"typeOfLevel": "isobaricInhPa"},
+        "heightAboveGround-2": {"typeOfLevel": "heightAboveGround", "level": 2},
+        "heightAboveGround-10": {"typeOfLevel": "heightAboveGround", "level": 10},
+    }
+    reference = icechunk.Repository.create(icechunk.local_filesystem_storage(str(tmp_path / "reference")))
+    session = reference.writable_session("main")
+    for name, keys in expected.items():
+        to_icechunk(as_cfgrib_reads(files, keys), session, group=f"era/{name}", mode="w")
+    session.commit("reference")
+    repo = icechunk.Repository.open(icechunk.local_filesystem_storage(str(target)))
+    assert sorted(zarr.open_group(repo.readonly_session("main").store, path="era", mode="r").group_keys()) == sorted(
+        expected
+    )
+    for name in expected:
+        read = xr.open_zarr(repo.readonly_session("main").store, group=f"era/{name}", consolidated=False).load()
+        expected_read = xr.open_zarr(reference.readonly_session("main").store, group=f"era/{name}", consolidated=False)
+        expected_read.attrs["history"] = read.attrs["history"]  # cfgrib's history names the minute it read a file
+        xr.testing.assert_identical(read, expected_read.load())
+    assert snapshot_count(str(target)) == 2
+
+
+def test_an_ingest_of_files_of_several_hypercubes_is_refused_naming_what_to_filter_by(repo_path: str,
+                                                                                   tmp_path: Path) -> None:  # fmt: skip
+    grib_files(tmp_path / "grib", days=1)
+
+    state = ingest(repo=repo_path, source=GribSource(paths=str(tmp_path / "grib" / "*.grib2")), return_state=True)
+
+    assert state.type.value == "FAILED"
+    message = str(state.result(raise_on_failure=False))
+    assert "cannot read the GRIB source" in message
+    assert "filter_by_keys" in message
+    assert not Path(repo_path).exists()
 
 
 def test_the_flow_writes_a_grib_source_on_s3(s3_target: str, dask_address: str, tmp_path: Path) -> None:
