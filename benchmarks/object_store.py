@@ -16,9 +16,12 @@ Two comparisons, each path run `--repeat` times, alternating, best run of each:
    `icefloe write` with no Prefect API against the scripts it replaces (`benchmarks/plain_to_icechunk.py`:
    `to_icechunk`, or `store_dask` per array, on dask's threaded scheduler).
 2. A flow run, as a served deployment runs it: a Prefect API and a threaded Dask cluster already up (as
-   `icefloe serve` keeps them), the `write_dataset` flow against `to_icechunk` and `store_dask` on that cluster,
-   timed in this process from the call to its return. Beside them, "Prefect alone": a flow run of a write's shape
-   that stores nothing, and the ratio a flow run would reach storing exactly as fast as raw (raw / (raw + it)).
+   `icefloe serve` keeps them), the `write_dataset` flow against its peers, the flows a Prefect user writes without
+   icefloe (a task that calls `to_icechunk`, or `store_dask`, on that cluster: "Prefect + to_icechunk"), and raw
+   `to_icechunk` on that cluster without Prefect, timed in this process from the call to its return. The last line
+   is the flow run against "Prefect + to_icechunk" at 256 MiB and 20 ms. Beside them, "Prefect alone": a flow run
+   of a write's shape that stores nothing, and the ratio a flow run would reach storing exactly as fast as raw
+   (raw / (raw + it)).
 
 Every run gets a new S3 server and proxy (moto holds objects in memory: an earlier run's would slow the next),
 started off the clock; with `--spec-version`, every path writes into a repository of that Icechunk format created
@@ -267,7 +270,8 @@ def methods(requests: Counter[str]) -> str:
     return " ".join(f"{m} {by_method[m]}" for m in ("PUT", "GET", "HEAD", "LIST", "DELETE", "POST") if by_method[m])
 
 
-def report(title: str, runs: dict[str, list[Run]], nbytes: int, raws: tuple[str, ...]) -> None:
+def report(title: str, runs: dict[str, list[Run]], nbytes: int, raws: tuple[str, ...]) -> dict[str, float]:
+    """Print each path's best run and its ratios to `raws`; return each path's best seconds."""
     print(title)
     alone = runs.pop(PREFECT_ALONE, None)
     best = {name: min(r, key=lambda run: run.seconds) for name, r in runs.items()}
@@ -290,11 +294,13 @@ def report(title: str, runs: dict[str, list[Run]], nbytes: int, raws: tuple[str,
         print(f"  {name} requests / {raws[0]}'s: {total:.3f}; differing kinds: {extra}")
     if alone:
         seconds = min(r.seconds for r in alone)
-        bounds = "  ".join(f"x{best[raw].seconds / (best[raw].seconds + seconds):.2f} vs {raw}" for raw in raws)
+        plain = [raw for raw in raws if raw not in (PREFECT_TO_ICECHUNK, PREFECT_STORE_DASK)]  # no Prefect of their own
+        bounds = "  ".join(f"x{best[raw].seconds / (best[raw].seconds + seconds):.2f} vs {raw}" for raw in plain)
         print(
             f"  {PREFECT_ALONE} (a flow run of a write's shape, storing nothing): {seconds:.2f} s "
             f"({' '.join(f'{r.seconds:.2f}' for r in alone)}); writing as fast as raw, a flow run would be at {bounds}"
         )
+    return {name: run.seconds for name, run in best.items()}
 
 
 @contextmanager
@@ -345,11 +351,33 @@ def flow_paths(steps: int, address: str) -> dict[str, Write]:
         )
 
     return {
+        PREFECT_TO_ICECHUNK: in_process(users_flow(raw_to_icechunk, "to-icechunk")),
+        PREFECT_STORE_DASK: in_process(users_flow(raw_store_dask, "store-dask")),
         "raw to_icechunk": in_process(raw_to_icechunk),
-        "raw store_dask": in_process(raw_store_dask),
         "icefloe flow run": in_process(flow_run),
         PREFECT_ALONE: in_process(prefect_alone(address)),
     }
+
+
+PREFECT_TO_ICECHUNK, PREFECT_STORE_DASK = "Prefect + to_icechunk", "Prefect + store_dask"
+"""The peers of a flow run: what a team that uses Prefect and not icefloe writes, a flow whose task writes with
+Icechunk's own function (session, write, commit, as Icechunk's docs show) on the same warm cluster and API."""
+
+
+def users_flow(write: Callable[[str], None], name: str) -> Callable[[str], None]:
+    """A Prefect flow with one task that calls `write` (in the flow's process; its dask graph on the cluster)."""
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+
+    @task(name=f"write with {name}", cache_policy=NO_CACHE)
+    def write_task(target: str) -> None:
+        write(target)
+
+    @flow(name=f"user's {name} flow", log_prints=False)
+    def user_flow(target: str) -> None:
+        write_task(target)
+
+    return user_flow
 
 
 PREFECT_ALONE = "Prefect alone"
@@ -417,6 +445,7 @@ def main() -> None:
     configurations = [(size, float(ms)) for size in sizes for ms in args.latencies.split(",") if ms]
     configurations += [(sizes[0], float(ms)) for ms in args.extra.split(",") if ms]
     home = Path(tempfile.mkdtemp(prefix="prefect-home-"))
+    headline: float | None = None  # the flow run against the Prefect user's flow, 256 MiB at 20 ms
     try:
         if args.command:
             for size, latency in configurations:
@@ -443,9 +472,13 @@ def main() -> None:
                         f"flow run on a warm cluster: {size} ({nbytes / 1e6:.0f} MB) at {latency:.0f} ms per request"
                         f" on {args.server}" + (f", format {args.spec_version}" if args.spec_version else "")
                     )
-                    report(title, runs, nbytes, ("raw to_icechunk", "raw store_dask"))
+                    best = report(title, runs, nbytes, (PREFECT_TO_ICECHUNK, PREFECT_STORE_DASK, "raw to_icechunk"))
+                    if (size, latency) == ("256MiB", 20.0):
+                        headline = best[PREFECT_TO_ICECHUNK] / best["icefloe flow run"]
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    if headline is not None:
+        print(f"flow run vs {PREFECT_TO_ICECHUNK}: {headline:.2f}")
 
 
 if __name__ == "__main__":
