@@ -7,7 +7,8 @@
    (`benchmarks/plain_to_icechunk.py`: `to_icechunk` on dask's threaded scheduler), same data, chunks and disk.
    Both run as new processes, alternating, best of each; the ratio is of wall times (icefloe/plain: below 1 is
    faster). `--temporary-server` runs also time `icefloe write --temporary-server` (the run recorded in a Prefect
-   server started for the command).
+   server started for the command). Beside them, the floor of the same bytes on this machine
+   (`benchmarks/floor.py`), and each path's ratio to it; at 1 GiB the last line is `command vs floor: <ratio>`.
 2. A served run: `prefect server start` and `icefloe serve` are started first (as a team runs them), then a 64 MiB
    write-dataset run is created through the REST API and timed until it is COMPLETED, against the same write done
    in this process. Their difference is what serving costs a run.
@@ -28,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.floor import local_floor
 from benchmarks.timing import compare
 
 BIN = Path(sys.executable).parent
@@ -77,22 +79,32 @@ def summary(name: str, times: list[float]) -> str:
     return f"{name} {' '.join(f'{t:.2f}' for t in times)} -> best {min(times):.2f} s"
 
 
-def compare_commands(sizes: list[str], repeat: int, workdir: Path, temporary_server: bool) -> None:
+def compare_commands(
+    sizes: list[str], repeat: int, workdir: Path, temporary_server: bool
+) -> dict[str, tuple[float, float]]:
+    """Print each size's runs, its floor and the ratios; return the command's best seconds and the floor by size."""
     home = Path(tempfile.mkdtemp(prefix="prefect-home-"))  # one Prefect home: migrated by the first run only
     env = environment(PREFECT_HOME=str(home))
+    commands: dict[str, tuple[float, float]] = {}
     try:
         for size in sizes:
             steps = ntime(SIZES[size])
             print(f"{size}: {steps} steps, {steps * STEP_BYTES / 1e6:.0f} MB, {len(VARIABLES)} float32 variables")
             times = compare(plain_script(steps, env), icefloe_write(steps, env), repeat, workdir)
+            floor = local_floor(source(steps), tuple(ENCODING[VARIABLES[0]]["chunks"]), workdir)
+            commands[size] = min(times["ours"]), floor.seconds
             print(f"  plain to_icechunk:       {summary('', times['raw'])}")
             print(f"  icefloe write:           {summary('', times['ours'])}")
+            print(f"  {floor}")
             print(f"  ratio icefloe/plain (wall) = {min(times['ours']) / min(times['raw']):.2f}")
+            print(f"  ratios to the floor: icefloe {min(times['ours']) / floor.seconds:.2f}, plain "
+                  f"{min(times['raw']) / floor.seconds:.2f}")  # fmt: skip
             if temporary_server:
                 served = compare(plain_script(steps, env), icefloe_write(steps, env, "--temporary-server"), 1, workdir)
                 print(f"  --temporary-server:      {summary('', served['ours'])} (plain {min(served['raw']):.2f})")
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    return commands
 
 
 @contextmanager
@@ -208,10 +220,12 @@ def main() -> None:
     args = arguments.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     sizes = [s for s in args.sizes.split(",") if s]
-    if sizes:
-        compare_commands(sizes, args.repeat, args.workdir, args.temporary_server)
+    commands = compare_commands(sizes, args.repeat, args.workdir, args.temporary_server) if sizes else {}
     if args.served:
         compare_served(args.repeat, args.workdir)
+    if "1GiB" in commands:
+        command, floor = commands["1GiB"]
+        print(f"command vs floor: {command / floor:.2f}")
 
 
 if __name__ == "__main__":
