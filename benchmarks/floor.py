@@ -3,12 +3,9 @@
 Each part is measured alone, on every core: a new interpreter importing what a write needs; the source's chunks
 computed and dropped; Zstandard alone (Zarr v3's default codec, level 0) on the source's chunks; the encoded chunks
 written as files and synced. Computing and encoding share the cores, writing can overlap them, so a whole process
-cannot beat imports + max(source + codec, store).
-
-    uv run python -m benchmarks.floor --size 1GiB
+cannot beat imports + max(source + codec, store). `benchmarks/end_to_end.py` prints it beside the paths it times.
 """
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -98,19 +95,3 @@ def _block_indexes(array: Any) -> list[tuple[int, ...]]:
     import itertools
 
     return list(itertools.product(*(range(n) for n in array.numblocks)))
-
-
-def main() -> None:
-    from benchmarks.end_to_end import ENCODING, SIZES, VARIABLES, ntime, source
-
-    arguments = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    arguments.add_argument("--size", default="1GiB", choices=list(SIZES))
-    arguments.add_argument("--workdir", type=Path, default=Path("data/bench"))
-    args = arguments.parse_args()
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    chunks = tuple(ENCODING[VARIABLES[0]]["chunks"])
-    print(local_floor(source(ntime(SIZES[args.size])), chunks, args.workdir))
-
-
-if __name__ == "__main__":
-    main()
