@@ -5,6 +5,7 @@ region overlaps. A file's size and modification time (its ETag on S3) fingerprin
 
 import importlib.util
 import json
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -244,6 +245,10 @@ class GribSource(FileSource):
         # cfgrib's coordinates (valid_time, ...) come from the files' indexes, lazily: read now, they are written
         # with the metadata, and each block still opens only the files of its own region
         dataset = dataset.assign_coords({name: c.compute() for name, c in dataset.coords.items() if c.chunks})
+        # cfgrib stamps the minute it read the files into `history`: a run resumed a minute after a failed one would
+        # find its request changed (its group's attributes) and write every block again
+        if isinstance(dataset.attrs.get("history"), str):
+            dataset.attrs["history"] = re.sub(r"^\d{4}-\d\d-\d\dT[\d:]+\s*", "", dataset.attrs["history"])
         return select_variables(dataset, self.variables, f"the GRIB source {self.paths!r}") if select else dataset
 
     def _indexed(self, url: str) -> str:
